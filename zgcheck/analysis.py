@@ -1,0 +1,394 @@
+"""Runs the rules' dataflow over every function of a module, through its helpers.
+
+A *unit* is a function, a method or the module's top level. Each unit is
+analysed as a root; a call to another unit of the same module (a helper
+`train_step(model, opt, batch)`, a method `self.train_step(batch)`, an LBFGS
+closure) is analysed in place: the callee's CFG is solved with the caller's
+facts at the call as its entry facts and its parameters bound to the call's
+arguments, and its exit facts flow on. That is exact inlining, depth-limited
+and recursion-safe, without copying graphs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+
+from . import cfg as cfgmod
+from . import dataflow, recognise
+from .recognise import Binding, Tables
+from .rules import ALL_RULES, Finding, Rule, Site
+from .source import ParsedSource
+from .types import Event, EventKind, TargetKind
+
+MAX_DEPTH = 4
+# Functions a framework calls once per batch: when nothing in the module calls
+# them, their body is analysed as the body of an implicit training loop.
+PER_BATCH_NAMES = frozenset({"training_step", "train_step", "train_batch", "train_on_batch",
+                             "training_step_fn", "train_step_fn", "train_iter", "train_iteration"})
+
+
+@dataclass
+class Unit:
+    name: str  # qualified: "main", "Trainer.fit", "<module>"
+    node: cst.CSTNode
+    body: Sequence[cst.CSTNode]
+    params: Tuple[str, ...]
+    cls: Optional[str]
+    parent: Optional["Unit"] = None  # enclosing unit, for closures
+    nested: Dict[str, "Unit"] = field(default_factory=dict)
+    bindings: Dict[str, Binding] = field(default_factory=dict)
+    graph: Optional[cfgmod.CFG] = None
+    events: Dict[int, List[Event]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """How names in a unit resolve: its bindings, its bound parameters, its caller."""
+
+    unit: Unit
+    args: Tuple[Tuple[str, str, Optional["Scope"]], ...] = ()  # (param, argument text, caller scope)
+    depth: int = 0
+    stack: Tuple[str, ...] = ()
+
+    def arg(self, name: str):
+        for param, text, caller in self.args:
+            if param == name:
+                return text, caller
+        return None
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str  # canonical receiver text, in the root's terms
+    binding: Optional[Binding]
+    modules: Tuple[str, ...] = ()
+
+
+class ModuleAnalysis:
+    def __init__(self, parsed: ParsedSource, tables: Tables = recognise.DEFAULT_TABLES,
+                 rules: Sequence[Rule] = ALL_RULES):
+        self.parsed = parsed
+        self.path = parsed.path
+        self.tables = tables
+        self.rules = rules
+        self.module_bindings: Dict[str, Binding] = {}
+        self.class_bindings: Dict[str, Dict[str, Binding]] = {}
+        self.functions: Dict[str, Unit] = {}
+        self.methods: Dict[Tuple[str, str], Unit] = {}
+        self.units: List[Unit] = []
+        self.called: Set[str] = set()
+        self._collect()
+
+    # -- units -------------------------------------------------------------
+    def _collect(self) -> None:
+        module = self.parsed.module
+        top = Unit("<module>", module, module.body, (), None)
+        self.module_bindings = recognise.collect_bindings(module, self.tables)
+        top.bindings = self.module_bindings
+        self.units.append(top)
+        for stmt in _flatten_top(module.body):
+            if isinstance(stmt, cst.FunctionDef):
+                self.functions[stmt.name.value] = self._unit(stmt, stmt.name.value, None, None)
+            elif isinstance(stmt, cst.ClassDef):
+                cls = stmt.name.value
+                self.class_bindings[cls] = recognise.collect_bindings(stmt, self.tables, self_only=True, descend=True)
+                for item in stmt.body.body:
+                    if isinstance(item, cst.FunctionDef):
+                        self.methods[(cls, item.name.value)] = self._unit(item, f"{cls}.{item.name.value}", cls, None)
+
+    def _unit(self, node: cst.FunctionDef, name: str, cls: Optional[str], parent: Optional[Unit]) -> Unit:
+        params = tuple(p.name.value for p in (*node.params.posonly_params, *node.params.params))
+        unit = Unit(name, node, node.body.body if isinstance(node.body, cst.IndentedBlock) else [node.body],
+                    params, cls, parent)
+        unit.bindings = recognise.collect_bindings(node, self.tables)
+        for stmt in _flatten_top(unit.body):
+            if isinstance(stmt, cst.FunctionDef):
+                unit.nested[stmt.name.value] = self._unit(stmt, f"{name}.{stmt.name.value}", cls, unit)
+        self.units.append(unit)
+        return unit
+
+    def _callables(self, unit: Unit) -> FrozenSet[str]:
+        names = set(self.functions)
+        u: Optional[Unit] = unit
+        while u is not None:
+            names.update(u.nested)
+            u = u.parent
+        if unit.cls:
+            names.update(f"self.{m}" for (c, m) in self.methods if c == unit.cls)
+        return frozenset(names)
+
+    def _graph(self, unit: Unit, implicit_loop: bool = False):
+        """The unit's CFG and the events of each node (cached unless an implicit loop)."""
+        if unit.graph is None or implicit_loop:
+            graph = cfgmod.build(unit.body, lambda loop: recognise.zero_loop_target(loop) is not None,
+                                 implicit_loop=implicit_loop)
+            callables = self._callables(unit)
+            span, text = self.parsed.span, self.parsed.text
+            events: Dict[int, List[Event]] = {}
+            for node in graph.nodes:
+                if node.item is None:
+                    continue
+                if node.kind == "zero-loop":
+                    target, kind = recognise.zero_loop_target(node.item)
+                    header = f"for ... in {text(node.item.iter)}"
+                    events[node.id] = [Event(EventKind.ZERO, span(node.item), header, target, kind)]
+                elif node.kind != "def":
+                    found = recognise.events_in(node.item, span, text, callables, self.tables)
+                    if found:
+                        events[node.id] = found
+            if implicit_loop:
+                return graph, events
+            unit.graph, unit.events = graph, events
+        return unit.graph, unit.events
+
+    # -- name resolution ---------------------------------------------------
+    def resolve(self, text: str, scope: Scope, hops: int = 0) -> Target:
+        root, dot, rest = text.partition(".")
+        bound = scope.arg(root)
+        if bound is not None and hops < 8:
+            arg_text, caller = bound
+            return self.resolve(arg_text + (dot + rest if dot else ""), caller, hops + 1)
+        binding = self.lookup(text, scope.unit)
+        if binding is not None and binding.kind == "other" and binding.alias and hops < 8 \
+                and not binding.alias.endswith("()") and binding.alias != text:
+            aliased = self.resolve(binding.alias, scope, hops + 1)
+            if aliased.binding is not None:
+                return Target(text, aliased.binding, aliased.modules)
+        modules: Tuple[str, ...] = ()
+        if binding is not None and binding.modules:
+            modules = tuple(self.resolve(m, scope, hops + 1).key for m in binding.modules)
+        return Target(text, binding, modules)
+
+    def lookup(self, text: str, unit: Unit) -> Optional[Binding]:
+        u: Optional[Unit] = unit
+        while u is not None:
+            if text in u.bindings:
+                return u.bindings[text]
+            u = u.parent
+        if text.startswith("self.") and unit.cls:
+            found = self.class_bindings.get(unit.cls, {}).get(text)
+            if found is not None:
+                return found
+        return self.module_bindings.get(text)
+
+    def is_optimizer(self, target: Target) -> bool:
+        binding = target.binding
+        if binding is not None and binding.kind == "optimizer":
+            return True
+        if binding is not None and binding.kind not in ("other",):
+            return False
+        name = recognise.leaf(target.key)
+        if target.key in self.tables.optimizer_names or name in self.tables.optimizer_names:
+            return True
+        return "sched" not in target.key.lower() and bool(recognise.OPTIMIZER_NAME.match(name))
+
+    def _kind_of(self, target: Target, pattern) -> bool:
+        binding = target.binding
+        kind = {recognise.ENGINE_NAME: "engine", recognise.SCALER_NAME: "scaler"}[pattern]
+        if binding is not None and binding.kind != "other":
+            return binding.kind == kind
+        return bool(pattern.search(recognise.leaf(target.key)))
+
+    # -- events -> actions -------------------------------------------------
+    def actions(self, event: Event, scope: Scope):
+        """What an event does here: a list of ("B"|"S"|"Z"|"CALL", payload)."""
+        kind = event.kind
+        if kind is EventKind.BACKWARD:
+            return [("B", None)]
+        if kind is EventKind.STEP:
+            if event.target_kind is TargetKind.OPTIMIZER:  # xm.optimizer_step(opt)
+                return [("S", self.resolve(event.target, scope))]
+            target = self.resolve(event.target, scope)
+            if self._kind_of(target, recognise.SCALER_NAME) and event.args:
+                return [("S", self.resolve(event.args[0], scope))]
+            if self._kind_of(target, recognise.ENGINE_NAME) and not self.is_optimizer(target):
+                return [("S", target), ("Z", {target.key})]  # DeepSpeed clears its own gradients
+            if self.is_optimizer(target):
+                out = []
+                closure = self._callee(event.closure, scope) if event.closure else None
+                if closure is not None:
+                    out.append(("CALL", (closure, (), (), scope)))
+                return out + [("S", target)]
+            return []
+        if kind is EventKind.ZERO:
+            return [("Z", self._zeroed(event, scope))]
+        if kind is EventKind.CALL:
+            callee = self._callee(event.target, scope)
+            if callee is not None:
+                return [("CALL", (callee, event.args, event.kwargs, scope))]
+        return []
+
+    def _callee(self, name: str, scope: Scope) -> Optional[Unit]:
+        u: Optional[Unit] = scope.unit
+        while u is not None:
+            if name in u.nested:
+                return u.nested[name]
+            u = u.parent
+        if name.startswith("self.") and scope.unit.cls:
+            return self.methods.get((scope.unit.cls, name[5:]))
+        return self.functions.get(name)
+
+    def _zeroed(self, event: Event, scope: Scope):
+        """The optimizers a zero covers: a set of keys, or ALL (None) for an untied module."""
+        if event.target_kind is TargetKind.OPTIMIZER:
+            return {self.resolve(event.target, scope).key}
+        target = self.resolve(event.target, scope)
+        if event.target_kind is TargetKind.UNKNOWN and (
+                self.is_optimizer(target) or self._kind_of(target, recognise.ENGINE_NAME)):
+            return {target.key}
+        key = target.key
+        if event.target_kind is TargetKind.PARAMS:
+            if key.endswith(".parameters()") or key.endswith(".named_parameters()"):
+                key = key.rsplit(".", 1)[0]
+            elif target.modules:
+                return ("modules", target.modules)
+            else:
+                return None  # an unknown iterable of parameters: assume it is all of them
+        return ("modules", (key,))
+
+    # -- dataflow ----------------------------------------------------------
+    def optimizers_in(self, unit: Unit, scope: Scope, seen: Set[str], events=None) -> Dict[str, Target]:
+        """Every optimizer stepped in unit and its callees, by key (ZG002's universe)."""
+        if unit.name in seen or scope.depth > MAX_DEPTH:
+            return {}
+        seen = seen | {unit.name}
+        if events is None:
+            events = self._graph(unit)[1]
+        found: Dict[str, Target] = {}
+        for node_events in events.values():
+            for event in node_events:
+                for action, payload in self.actions(event, scope):
+                    if action == "S":
+                        found.setdefault(payload.key, payload)
+                    elif action == "CALL":
+                        for key, target in self.optimizers_in(payload[0], self._bind(payload, scope), seen).items():
+                            found.setdefault(key, target)
+        return found
+
+    def _bind(self, payload, scope: Scope) -> Scope:
+        callee, args, kwargs, caller = payload
+        params = list(callee.params)
+        if callee.cls and params and params[0] in ("self", "cls"):
+            params = params[1:]
+        bound = [(p, a, caller) for p, a in zip(params, args)]
+        bound += [(k, v, caller) for k, v in kwargs if k in params]
+        return Scope(callee, tuple(bound), scope.depth + 1, scope.stack + (callee.name,))
+
+    def analyse_root(self, unit: Unit, implicit_loop: bool = False) -> List[Finding]:
+        scope = Scope(unit, (), 0, (unit.name,))
+        graph, events = self._graph(unit, implicit_loop)
+        run = _Run(self, self.optimizers_in(unit, scope, set(), events))
+        ins, _ = dataflow.solve(graph, lambda node, facts: run.transfer(node, facts, scope, events))
+        findings: List[Finding] = []
+        run.report = findings.append
+        for node_id, facts in ins.items():
+            run.transfer(graph.nodes[node_id], facts, scope, events)
+        return findings
+
+    def run(self) -> List[Finding]:
+        self._note_calls()
+        findings: List[Finding] = []
+        for unit in list(self.units):
+            implicit = (unit.node is not self.parsed.module and unit.node.name.value in PER_BATCH_NAMES
+                        and unit.name not in self.called and unit.parent is None)
+            findings.extend(self.analyse_root(unit, implicit_loop=implicit))
+        return findings
+
+    def _note_calls(self) -> None:
+        for unit in list(self.units):
+            for events in self._graph(unit)[1].values():
+                for event in events:
+                    if event.kind is EventKind.CALL:
+                        callee = self._callee(event.target, Scope(unit))
+                        if callee is not None:
+                            self.called.add(callee.name)
+
+
+class _Run:
+    """One root's dataflow: transfer functions over facts, through helpers."""
+
+    def __init__(self, analysis: ModuleAnalysis, optimizers: Dict[str, Target]):
+        self.a = analysis
+        self.universe = frozenset(optimizers)
+        # Modules each optimizer was built from: decides which module zeros cover it.
+        self.ties = {key: target.modules for key, target in optimizers.items()
+                     if target.binding is not None and target.binding.kind == "optimizer"}
+        self.report = None  # set for the final, reporting pass
+        self.cache: Dict[tuple, frozenset] = {}
+
+    def transfer(self, node, facts, scope: Scope, events) -> frozenset:
+        for event in events.get(node.id, ()):
+            facts = self.apply(event, facts, scope)
+        return facts
+
+    def apply(self, event: Event, facts, scope: Scope) -> frozenset:
+        site = Site(self.a.path, event.span, event.text, scope.depth == 0)
+        for action, payload in self.a.actions(event, scope):
+            if action == "B":
+                for rule in self.a.rules:
+                    facts = rule.on_backward(facts, site, self.universe)
+            elif action == "S":
+                key = payload.key
+                step_site = Site(site.path, site.span, site.text, site.root, key)
+                for rule in self.a.rules:
+                    facts = rule.on_step(facts, key, step_site, self.report or _ignore)
+            elif action == "Z":
+                covered = self._covered(payload, facts)
+                for rule in self.a.rules:
+                    facts = rule.on_zero(facts, covered, site)
+            elif action == "CALL":
+                facts = self.call(payload, facts, scope)
+        return facts
+
+    def _covered(self, zeroed, facts) -> Set[str]:
+        known = set(self.universe) | {f[2] for f in facts if len(f) > 2 and isinstance(f[2], str)}
+        if zeroed is None:
+            return known
+        if isinstance(zeroed, set):
+            return zeroed
+        _, modules = zeroed
+        out = set()
+        for key in known:
+            tied = self.ties.get(key, ())
+            # A module zero covers an optimizer built from that module or a submodule
+            # of it, or one that nothing ties to any module.
+            if not tied or any(t == m or t.startswith(m + ".") for t in tied for m in modules):
+                out.add(key)
+        return out
+
+    def call(self, payload, facts, scope: Scope) -> frozenset:
+        callee = payload[0]
+        if callee.name in scope.stack or scope.depth >= MAX_DEPTH:
+            return facts
+        inner = self.a._bind(payload, scope)
+        key = (callee.name, inner.args, facts, self.report is not None)
+        if key in self.cache and self.report is None:
+            return self.cache[key]
+        graph, events = self.a._graph(callee)
+        ins, outs = dataflow.solve(graph, lambda node, f: self.transfer(node, f, inner, events), facts)
+        if self.report is not None:
+            for node_id, node_facts in ins.items():
+                self.transfer(graph.nodes[node_id], node_facts, inner, events)
+        result = outs.get(graph.exit, frozenset())
+        self.cache[key] = result
+        return result
+
+
+def _ignore(_finding: Finding) -> None:
+    pass
+
+
+def _flatten_top(body: Sequence[cst.CSTNode]):
+    """Statements of a body, looking into if/try/with blocks (defs under `if TYPE_CHECKING` etc.)."""
+    for stmt in body:
+        if isinstance(stmt, (cst.If, cst.Try, cst.With)):
+            yield from _flatten_top(stmt.body.body)
+            orelse = getattr(stmt, "orelse", None)
+            if orelse is not None and hasattr(orelse, "body"):
+                inner = orelse.body.body if hasattr(orelse.body, "body") else []
+                yield from _flatten_top(inner)
+        else:
+            yield stmt

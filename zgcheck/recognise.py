@@ -1,0 +1,425 @@
+"""Which calls are backward (B), optimizer steps (S) and zeros (Z): tables plus one walker.
+
+Recognition is deliberately split in two. The walker (`events_in`) finds call
+*shapes* (`x.backward()`, `x.step(...)`, `x.zero_grad()`, helper calls) and
+knows nothing about scopes. `Resolver` then decides, with the bindings in
+scope, whether `x` is an optimizer, a GradScaler, a DeepSpeed engine or
+something else entirely (a scheduler, an environment). No rule logic here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+
+import libcst as cst
+
+from .types import Event, EventKind, Span, TargetKind
+
+# --- tables ---------------------------------------------------------------
+
+OPTIMIZER_CLASSES = frozenset({
+    # torch.optim
+    "SGD", "Adam", "AdamW", "Adadelta", "Adafactor", "Adagrad", "Adamax", "ASGD",
+    "LBFGS", "NAdam", "RAdam", "RMSprop", "Rprop", "SparseAdam", "Muon",
+    # common third-party optimizers
+    "AdamW8bit", "Adam8bit", "PagedAdamW", "PagedAdamW8bit", "Lion", "Lion8bit",
+    "Lamb", "LAMB", "FusedAdam", "FusedLAMB", "FusedSGD", "FusedNovoGrad",
+    "DeepSpeedCPUAdam", "Adafactor", "AdaBelief", "Ranger", "RangerLars",
+    "Lookahead", "Novograd", "NovoGrad", "MADGRAD", "Shampoo", "SophiaG",
+    "Prodigy", "ScheduleFreeAdamW", "AdamWScheduleFree", "SGDScheduleFree",
+    "ZeroRedundancyOptimizer", "DistributedOptimizer", "LARS", "Adan", "AdamP", "SGDP",
+})
+OPTIMIZER_FACTORIES = frozenset({
+    "create_optimizer", "build_optimizer", "get_optimizer", "make_optimizer",
+    "create_optimizer_v2", "init_optimizer", "setup_optimizer", "configure_optimizer",
+})
+SCHEDULER_HINTS = ("sched", "lr_", "warmup")
+SCALER_CLASSES = frozenset({"GradScaler", "ShardedGradScaler"})
+CONFIG_CALLS = frozenset({"parse_args", "parse_known_args", "Namespace", "EasyDict", "edict",
+                          "OmegaConf", "load_config", "get_config", "ArgumentParser"})
+BACKWARD_ATTRS = frozenset({"backward", "manual_backward"})
+ZERO_ATTRS = frozenset({"zero_grad"})
+# Free functions that step the optimizer passed as their first argument.
+STEP_FUNCTIONS = frozenset({"optimizer_step"})  # torch_xla: xm.optimizer_step(opt)
+# Leaves of an optimizer's name: optimizer, optimiser, opt, optim, with a short
+# qualifier (opt_g, optimizerD, d_opt, gen_optim); never `opts`/`option`.
+OPTIMIZER_NAME = re.compile(
+    r"^(?:[a-z0-9]+_)*(?:optimi[sz]er[a-z0-9_]*|optim(?:_[a-z0-9]+|[a-z]|\d+)?|opt(?:_[a-z0-9]+|[a-rt-z]|\d+)?)$",
+    re.IGNORECASE,
+)
+ENGINE_NAME = re.compile(r"(^|_)engine$|^model_engine$", re.IGNORECASE)
+SCALER_NAME = re.compile(r"scaler", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The recognition tables; `[tool.zgcheck]` extends them."""
+
+    optimizer_classes: FrozenSet[str] = OPTIMIZER_CLASSES
+    optimizer_factories: FrozenSet[str] = OPTIMIZER_FACTORIES
+    optimizer_names: FrozenSet[str] = frozenset()  # exact receiver texts
+    backward_attrs: FrozenSet[str] = BACKWARD_ATTRS
+    zero_functions: FrozenSet[str] = frozenset()  # free functions that zero their argument
+    model_names: FrozenSet[str] = frozenset()
+
+    def extend(self, **extra: Iterable[str]) -> "Tables":
+        changes = {key: getattr(self, key) | frozenset(values) for key, values in extra.items()}
+        return replace(self, **changes)
+
+
+DEFAULT_TABLES = Tables()
+
+
+# --- text helpers ---------------------------------------------------------
+
+def dotted(node: cst.CSTNode) -> Optional[str]:
+    """`a.b.c` for a Name/Attribute chain, `a.b()` for a trailing no-arg call; else None."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = dotted(node.value)
+        return f"{base}.{node.attr.value}" if base else None
+    if isinstance(node, cst.Call) and not node.args:
+        base = dotted(node.func)
+        return f"{base}()" if base else None
+    return None
+
+
+def leaf(text: str) -> str:
+    return text.rsplit(".", 1)[-1]
+
+
+def callee_name(call: cst.Call) -> str:
+    return dotted(call.func) or ""
+
+
+def module_receivers(node: cst.CSTNode) -> List[str]:
+    """Receivers of every `.parameters()` / `.named_parameters()` call below node."""
+    found: List[str] = []
+
+    class Finder(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value in ("parameters", "named_parameters"):
+                recv = dotted(func.value)
+                if recv:
+                    found.append(recv)
+
+    node.visit(Finder())
+    return found
+
+
+# --- bindings (what a name was assigned from) -----------------------------
+
+@dataclass(frozen=True)
+class Binding:
+    kind: str  # optimizer | engine | scheduler | scaler | config | params | other
+    modules: Tuple[str, ...] = ()  # modules whose parameters an optimizer/params holds
+    alias: str = ""  # for `a = b`: the text of b
+
+
+def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
+    if isinstance(value, cst.Call):
+        name = callee_name(value)
+        last = leaf(name)
+        lowered = name.lower()
+        if last in tables.optimizer_classes or last in tables.optimizer_factories:
+            return Binding("optimizer", tuple(module_receivers(value)))
+        if last in SCALER_CLASSES:
+            return Binding("scaler")
+        if any(h in lowered for h in SCHEDULER_HINTS) or last.endswith("LR"):
+            return Binding("scheduler")
+        if last in CONFIG_CALLS:
+            return Binding("config")
+        if name == "self.optimizers":
+            return Binding("optimizer")
+        if last in ("parameters", "named_parameters"):
+            return Binding("params", tuple(module_receivers(value)))
+        if last in ("list", "filter", "chain") or last.endswith("parameters"):
+            mods = module_receivers(value)
+            if mods:
+                return Binding("params", tuple(mods))
+        return Binding("other", alias=name + "()")
+    if isinstance(value, cst.Subscript):
+        base = value.value
+        if isinstance(base, cst.Call) and callee_name(base) == "self.optimizers":
+            return Binding("optimizer")
+    text = dotted(value)
+    if text:
+        return Binding("other", alias=text)
+    return Binding("other")
+
+
+def _targets(target: cst.BaseExpression) -> List[Optional[str]]:
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out: List[Optional[str]] = []
+        for el in target.elements:
+            out.extend(_targets(el.value) if isinstance(el.value, (cst.Tuple, cst.List)) else [dotted(el.value)])
+        return out
+    return [dotted(target)]
+
+
+def bind_assignment(targets: Sequence[cst.BaseExpression], value: cst.BaseExpression,
+                    tables: Tables) -> Dict[str, Binding]:
+    """Bindings made by `targets = value`, unpacking the framework tuples we know."""
+    out: Dict[str, Binding] = {}
+    name = callee_name(value) if isinstance(value, cst.Call) else ""
+    for target in targets:
+        names = _targets(target)
+        if len(names) > 1 and isinstance(value, cst.Call):
+            if "deepspeed" in name and leaf(name) == "initialize":
+                kinds = ["engine", "optimizer"]
+                for i, n in enumerate(names):
+                    if n and i < 2:
+                        out[n] = Binding(kinds[i])
+                continue
+            if leaf(name) == "prepare":
+                for n, arg in zip(names, value.args):
+                    if n:
+                        out[n] = _prepared(arg.value, tables)
+                continue
+            if name == "self.optimizers":
+                for n in names:
+                    if n:
+                        out[n] = Binding("optimizer")
+                continue
+        if len(names) > 1 and isinstance(value, (cst.Tuple, cst.List)):
+            for n, el in zip(names, value.elements):
+                if n:
+                    out[n] = classify_value(el.value, tables)
+            continue
+        for n in names:
+            if n:
+                if len(names) == 1 and isinstance(value, cst.Call) and leaf(name) == "prepare" and value.args:
+                    out[n] = _prepared(value.args[0].value, tables)
+                else:
+                    out[n] = classify_value(value, tables)
+    return out
+
+
+def _prepared(arg: cst.BaseExpression, tables: Tables) -> Binding:
+    """What `accelerator.prepare(x)` returns for x: x itself, so x's binding."""
+    text = dotted(arg)
+    if text:
+        return Binding("other", alias=text)
+    return classify_value(arg, tables)
+
+
+class BindingCollector(cst.CSTVisitor):
+    """Assignments in one scope (nested functions and classes excluded)."""
+
+    def __init__(self, tables: Tables, self_only: bool = False):
+        self.tables = tables
+        self.self_only = self_only
+        self.bindings: Dict[str, Binding] = {}
+        self.depth = 0
+
+    def _add(self, found: Dict[str, Binding]) -> None:
+        for name, binding in found.items():
+            if self.self_only and not name.startswith("self."):
+                continue
+            # The most informative binding wins: a later `opt = other` does not
+            # erase what an optimizer constructor told us.
+            old = self.bindings.get(name)
+            if old is None or old.kind == "other":
+                self.bindings[name] = binding
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._add(bind_assignment([t.target for t in node.targets], node.value, self.tables))
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        name = dotted(node.target)
+        if name and "Optimizer" in (dotted(node.annotation.annotation) or ""):
+            self._add({name: Binding("optimizer")})
+        elif node.value is not None:
+            self._add(bind_assignment([node.target], node.value, self.tables))
+
+    def visit_Param(self, node: cst.Param) -> None:
+        if node.annotation is not None and "Optimizer" in (dotted(node.annotation.annotation) or ""):
+            self._add({node.name.value: Binding("optimizer")})
+
+
+def collect_bindings(body: cst.CSTNode, tables: Tables, self_only: bool = False,
+                     descend: bool = False) -> Dict[str, Binding]:
+    """Bindings of a function (params included) or module; `descend` into methods for self.X."""
+    collector = BindingCollector(tables, self_only)
+    if descend:
+        body.visit(collector)
+    else:
+        _visit_shallow(body, collector)
+    return collector.bindings
+
+
+def _visit_shallow(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
+    """Visit node without entering nested function or class bodies."""
+
+    class Shallow(cst.CSTVisitor):
+        def __init__(self, root):
+            self.root = root
+
+        def on_visit(self, n: cst.CSTNode) -> bool:
+            if n is not self.root and isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                return False
+            visitor.on_visit(n)
+            return True
+
+        def on_leave(self, n: cst.CSTNode) -> None:
+            visitor.on_leave(n)
+
+    node.visit(Shallow(node))
+
+
+# --- events ---------------------------------------------------------------
+
+class EventFinder(cst.CSTVisitor):
+    """Backward/step/zero/helper-call shapes under one CFG item, in evaluation order."""
+
+    def __init__(self, span_of, text_of, callables: FrozenSet[str], tables: Tables):
+        self.span_of = span_of
+        self.text_of = text_of
+        self.callables = callables
+        self.tables = tables
+        self.events: List[Event] = []
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def leave_Call(self, call: cst.Call) -> None:  # post-order: arguments first
+        event = self.classify(call)
+        if event is not None:
+            self.events.append(event)
+
+    def classify(self, call: cst.Call) -> Optional[Event]:
+        func = call.func
+        name = dotted(func) or ""
+        args = tuple(self.text_of(a.value) for a in call.args if a.keyword is None and not a.star)
+        kwargs = tuple((a.keyword.value, self.text_of(a.value)) for a in call.args if a.keyword is not None)
+        make = lambda kind, target="", **kw: Event(  # noqa: E731
+            kind, self.span_of(call), self.text_of(call), target, args=args, kwargs=kwargs, **kw)
+        if isinstance(func, cst.Attribute):
+            attr = func.attr.value
+            receiver = dotted(func.value) or self.text_of(func.value)
+            if attr in self.tables.backward_attrs:
+                return make(EventKind.BACKWARD, receiver)
+            if attr == "step":
+                closure = args[0] if args else dict(kwargs).get("closure", "")
+                return make(EventKind.STEP, receiver, closure=closure)
+            if attr in STEP_FUNCTIONS and args:
+                return make(EventKind.STEP, args[0], target_kind=TargetKind.OPTIMIZER)
+            if attr in ZERO_ATTRS:
+                return make(EventKind.ZERO, receiver)
+        if name in self.tables.zero_functions:
+            return make(EventKind.ZERO, args[0] if args else "", target_kind=TargetKind.PARAMS)
+        if name in self.callables:
+            return make(EventKind.CALL, name)
+        if name == "backward":  # from torch.autograd import backward
+            return make(EventKind.BACKWARD, "")
+        return None
+
+
+def events_in(node: cst.CSTNode, span_of, text_of, callables: FrozenSet[str],
+              tables: Tables = DEFAULT_TABLES) -> List[Event]:
+    finder = EventFinder(span_of, text_of, callables, tables)
+    node.visit(finder)
+    return finder.events
+
+
+# --- loops that clear every parameter's gradient --------------------------
+
+def zero_loop_target(loop: cst.For) -> Optional[Tuple[str, TargetKind]]:
+    """`for p in m.parameters(): p.grad = None` -> ("m", MODULE); None if not such a loop.
+
+    Also `for g in opt.param_groups: for p in g["params"]: ...` -> ("opt", OPTIMIZER),
+    and `for p in params:` -> ("params", PARAMS) for a helper's parameter.
+    """
+    var = _loop_var(loop.target)
+    if var is None or loop.orelse is not None:
+        return None
+    iter_ = loop.iter
+    if isinstance(iter_, cst.Attribute) and iter_.attr.value == "param_groups":
+        inner = [s for s in _statements(loop.body)]
+        if len(inner) == 1 and isinstance(inner[0], cst.For):
+            inner_loop = inner[0]
+            if isinstance(inner_loop.iter, cst.Subscript) and dotted(inner_loop.iter.value) == var:
+                if _clears_grads(inner_loop):
+                    owner = dotted(iter_.value)
+                    return (owner, TargetKind.OPTIMIZER) if owner else None
+        return None
+    if not _clears_grads(loop):
+        return None
+    mods = module_receivers(iter_)
+    if mods:
+        return mods[0], TargetKind.MODULE
+    text = dotted(iter_)
+    if text:
+        return text, TargetKind.PARAMS
+    return None
+
+
+def _loop_var(target: cst.BaseExpression) -> Optional[str]:
+    if isinstance(target, cst.Name):
+        return target.value
+    if isinstance(target, cst.Tuple) and target.elements:  # for name, p in named_parameters()
+        last = target.elements[-1].value
+        return last.value if isinstance(last, cst.Name) else None
+    return None
+
+
+def _statements(body: cst.BaseSuite) -> List[cst.CSTNode]:
+    out: List[cst.CSTNode] = []
+    for stmt in body.body:
+        out.extend(stmt.body if isinstance(stmt, cst.SimpleStatementLine) else [stmt])
+    return out
+
+
+def _clears_grads(loop: cst.For) -> bool:
+    var = _loop_var(loop.target)
+    grad = f"{var}.grad"
+    cleared = False
+    for stmt in _statements(loop.body):
+        if isinstance(stmt, cst.If):  # `if p.grad is not None:` guard
+            if stmt.orelse is not None:
+                return False
+            for inner in _statements(stmt.body):
+                if _is_continue(inner):
+                    continue
+                if not _is_clear(inner, grad):
+                    return False
+                cleared = True
+            continue
+        if _is_continue(stmt) or isinstance(stmt, cst.Pass):
+            continue
+        if not _is_clear(stmt, grad):
+            return False
+        cleared = True
+    return cleared
+
+
+def _is_continue(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.Continue)
+
+
+def _is_clear(stmt: cst.CSTNode, grad: str) -> bool:
+    if isinstance(stmt, cst.Assign) and len(stmt.targets) == 1:
+        if dotted(stmt.targets[0].target) == grad:
+            value = stmt.value
+            if isinstance(value, cst.Name) and value.value == "None":
+                return True
+            if isinstance(value, cst.Call) and leaf(callee_name(value)) in ("zeros_like", "zeros"):
+                return True
+        return False
+    if isinstance(stmt, cst.Expr) and isinstance(stmt.value, cst.Call):
+        func = stmt.value.func
+        if isinstance(func, cst.Attribute):
+            receiver = dotted(func.value)
+            if receiver in (grad, grad + ".data") and func.attr.value in ("zero_", "detach_", "requires_grad_"):
+                return True
+    return False

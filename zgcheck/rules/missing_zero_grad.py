@@ -1,0 +1,69 @@
+"""ZG001 missing-zero-grad."""
+
+from __future__ import annotations
+
+from .base import Facts, Finding, Rule, Site, drop, line_of, select
+
+CODE = "ZG001"
+
+
+class MissingZeroGrad(Rule):
+    code = CODE
+    name = "missing-zero-grad"
+    summary = "optimizer step applies gradients left over from its previous step"
+    what = (
+        "Checks that between one `step()` of an optimizer and the next, its gradients are\n"
+        "cleared (`optimizer.zero_grad()`, `model.zero_grad()` on the model it optimizes,\n"
+        "or `p.grad = None` for every parameter) before the `backward()` that feeds the next step."
+    )
+    why = (
+        "`backward()` adds into `param.grad`; nothing clears it unless the code does. Without\n"
+        "a zero, every step applies the sum of all earlier gradients: training silently\n"
+        "diverges or crawls, and nothing crashes."
+    )
+    example = (
+        "for x, y in loader:\n"
+        "    loss = loss_fn(model(x), y)\n"
+        "    loss.backward()\n"
+        "    optimizer.step()\n"
+    )
+    use_instead = (
+        "for x, y in loader:\n"
+        "    optimizer.zero_grad()\n"
+        "    loss = loss_fn(model(x), y)\n"
+        "    loss.backward()\n"
+        "    optimizer.step()\n"
+    )
+    fix_safety = (
+        "The fix inserts `<optimizer>.zero_grad()` right after the step (after\n"
+        "`scaler.update()` when it follows `scaler.step(optimizer)`), which is also correct\n"
+        "for gradient accumulation. It is safe when the step is in the function that holds\n"
+        "the loop and the re-analysed code is clean; otherwise unsafe (`--unsafe-fixes`)."
+    )
+
+    def message(self, finding: Finding) -> str:
+        backward = next((s for role, s in finding.related if role == "backward"), None)
+        tail = f" and `{backward.text}` (line {line_of(backward)})" if backward else ""
+        return (f"`{finding.site.text}` applies gradients left over from its previous step: "
+                f"no `{finding.optimizer}.zero_grad()` between that step{tail}")
+
+    def on_backward(self, facts: Facts, site: Site, optimizers) -> Facts:
+        consumed = {f[2] for f in facts if f[0] == CODE and f[1] == "consumed"}
+        return facts | {(CODE, "stale", o, site) for o in consumed}
+
+    def on_step(self, facts: Facts, optimizer: str, site: Site, report) -> Facts:
+        stale = select(facts, CODE, "stale", optimizer)
+        if stale:
+            previous = select(facts, CODE, "consumed", optimizer)
+            related = tuple(("backward", s) for s in sorted(set(stale), key=_order))
+            related += tuple(("previous step", s) for s in sorted(set(previous), key=_order))
+            report(Finding(CODE, site, related, optimizer, site))
+        facts = drop(drop(facts, CODE, "stale", [optimizer]), CODE, "consumed", [optimizer])
+        return facts | {(CODE, "consumed", optimizer, site)}
+
+    def on_zero(self, facts: Facts, optimizers, site: Site) -> Facts:
+        return drop(drop(facts, CODE, "stale", optimizers), CODE, "consumed", optimizers)
+
+
+def _order(site: Site):
+    return (site.path, site.span)

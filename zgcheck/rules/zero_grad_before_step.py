@@ -1,0 +1,61 @@
+"""ZG002 zero-grad-before-step."""
+
+from __future__ import annotations
+
+from .base import Facts, Finding, Rule, Site, drop, line_of, select
+
+CODE = "ZG002"
+
+
+class ZeroGradBeforeStep(Rule):
+    code = CODE
+    name = "zero-grad-before-step"
+    summary = "gradients are cleared between backward() and the step that should apply them"
+    what = (
+        "Checks for a zero (`optimizer.zero_grad()`, `model.zero_grad()`, ...) on a path from a\n"
+        "`backward()` to the optimizer's `step()` with no other `backward()` in between."
+    )
+    why = (
+        "The step then applies empty (or None) gradients: the model never learns, while the\n"
+        "loss is still computed and logged as if it did."
+    )
+    example = (
+        "for x, y in loader:\n"
+        "    loss = loss_fn(model(x), y)\n"
+        "    loss.backward()\n"
+        "    optimizer.zero_grad()\n"
+        "    optimizer.step()\n"
+    )
+    use_instead = (
+        "for x, y in loader:\n"
+        "    loss = loss_fn(model(x), y)\n"
+        "    loss.backward()\n"
+        "    optimizer.step()\n"
+        "    optimizer.zero_grad()\n"
+    )
+    fix_safety = (
+        "The fix moves the zero to just after the step. It is safe when both are in the\n"
+        "function being fixed and the re-analysed code is clean; otherwise unsafe. Discarding\n"
+        "a bad batch (`zero_grad(); continue` before the next backward) is not reported."
+    )
+
+    def message(self, finding: Finding) -> str:
+        backward = next((s for role, s in finding.related if role == "backward"), None)
+        wiped = f"the gradients of `{backward.text}` (line {line_of(backward)})" if backward else "the gradients"
+        return (f"`{finding.site.text}` wipes {wiped} before "
+                f"`{finding.step.text}` (line {line_of(finding.step)}) applies them")
+
+    def on_backward(self, facts: Facts, site: Site, optimizers) -> Facts:
+        facts = frozenset(f for f in facts if not (f[0] == CODE and f[1] == "wiped"))
+        return facts | {(CODE, "unapplied", o, site) for o in optimizers}
+
+    def on_step(self, facts: Facts, optimizer: str, site: Site, report) -> Facts:
+        for zero, backward in sorted(set(select(facts, CODE, "wiped", optimizer)),
+                                     key=lambda zb: (zb[0].path, zb[0].span)):
+            report(Finding(CODE, zero, (("backward", backward), ("step", site)), optimizer, site))
+        return drop(drop(facts, CODE, "wiped", [optimizer]), CODE, "unapplied", [optimizer])
+
+    def on_zero(self, facts: Facts, optimizers, site: Site) -> Facts:
+        optimizers = list(optimizers)
+        wiped = {(CODE, "wiped", o, (site, b)) for o in optimizers for b in select(facts, CODE, "unapplied", o)}
+        return drop(facts, CODE, "unapplied", optimizers) | wiped

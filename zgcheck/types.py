@@ -1,0 +1,101 @@
+"""Frozen values shared by every stage. Imports nothing else from zgcheck."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """A source range: 1-based lines, 1-based columns, end exclusive."""
+
+    start_line: int
+    start_col: int
+    end_line: int
+    end_col: int
+
+
+@dataclass(frozen=True)
+class Related:
+    """A secondary location a diagnostic points at (the backward, the loop...)."""
+
+    message: str
+    path: str
+    span: Span
+
+
+class Applicability(enum.IntEnum):
+    """Ruff's ordering: a higher value is safer to apply."""
+
+    DISPLAY_ONLY = 0
+    UNSAFE = 1
+    SAFE = 2
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the text between two (line, col) positions (1-based) with `content`."""
+
+    start_line: int
+    start_col: int
+    end_line: int
+    end_col: int
+    content: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    title: str
+    applicability: Applicability
+    edits: Tuple[Edit, ...]
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    name: str
+    message: str
+    path: str
+    span: Span
+    related: Tuple[Related, ...] = ()
+    fix: Optional[Fix] = None
+    # Set for notebooks: the span is relative to this cell (1-based cell index).
+    cell: Optional[int] = None
+    # Free-form evidence (runtime diagnostics): e.g. parameters and magnitudes.
+    evidence: Tuple[str, ...] = field(default=())
+
+    def sort_key(self):
+        return (self.path, self.cell or 0, self.span, self.code)
+
+
+class EventKind(enum.Enum):
+    BACKWARD = "backward"
+    STEP = "step"  # S(o)
+    ZERO = "zero"  # Z(o) or Z(module) or Z(all)
+    STEP_ZERO = "step_zero"  # DeepSpeed engine.step(): S then Z
+    CALL = "call"  # call to a helper whose body is analysed in place
+
+
+class TargetKind(enum.Enum):
+    OPTIMIZER = "optimizer"
+    MODULE = "module"
+    PARAMS = "params"  # an iterable of parameters bound to a name
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One backward / step / zero / helper call found in the code."""
+
+    kind: EventKind
+    span: Span
+    text: str  # the call as written, e.g. "optimizer.step()"
+    target: str = ""  # receiver text ("optimizer", "self.model") or callee name
+    target_kind: TargetKind = TargetKind.UNKNOWN
+    # For CALL: positional and keyword argument texts, for binding parameters.
+    args: Tuple[str, ...] = ()
+    kwargs: Tuple[Tuple[str, str], ...] = ()
+    # For STEP with a closure argument: the closure's name or lambda id.
+    closure: str = ""
