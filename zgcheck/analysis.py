@@ -30,7 +30,7 @@ PER_BATCH_NAMES = frozenset({"training_step", "train_step", "train_batch", "trai
                              "training_step_fn", "train_step_fn", "train_iter", "train_iteration"})
 
 
-@dataclass
+@dataclass(eq=False)  # identity: units are hashed into scopes and caches
 class Unit:
     name: str  # qualified: "main", "Trainer.fit", "<module>"
     node: cst.CSTNode

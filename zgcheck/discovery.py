@@ -29,8 +29,8 @@ class Discovery:
     root: Path = field(default_factory=Path.cwd)
 
     def __post_init__(self):
-        self._exclude = pathspec.PathSpec.from_lines("gitwildmatch", list(DEFAULT_EXCLUDES) + list(self.excludes))
-        self._gitignores: Dict[Path, Optional[pathspec.PathSpec]] = {}
+        self._exclude = pathspec.GitIgnoreSpec.from_lines(list(DEFAULT_EXCLUDES) + list(self.excludes))
+        self._gitignores: Dict[Path, Optional[pathspec.GitIgnoreSpec]] = {}
 
     def files(self, paths: Sequence[str]) -> List[str]:
         out: List[str] = []
@@ -72,13 +72,13 @@ class Discovery:
                 break
         return False
 
-    def _gitignore(self, directory: Path) -> Optional[pathspec.PathSpec]:
+    def _gitignore(self, directory: Path) -> Optional[pathspec.GitIgnoreSpec]:
         if directory not in self._gitignores:
             ignore = directory / ".gitignore"
             spec = None
             if ignore.is_file():
                 try:
-                    spec = pathspec.PathSpec.from_lines("gitwildmatch", ignore.read_text(errors="replace").splitlines())
+                    spec = pathspec.GitIgnoreSpec.from_lines(ignore.read_text(errors="replace").splitlines())
                 except (OSError, ValueError):
                     spec = None
             self._gitignores[directory] = spec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import tokenize
@@ -52,8 +53,8 @@ def parse(data: Union[bytes, str], path: str) -> Union[ParsedSource, Diagnostic]
     try:
         module = cst.parse_module(data)
     except cst.ParserSyntaxError as err:
-        line, col = err.raw_line, err.raw_column + 1
-        detail = str(err.message).strip().splitlines()[0] if err.message else "invalid syntax"
+        line, col, detail = _python_syntax_error(data, path) or (
+            err.raw_line, err.raw_column + 1, str(err.message).strip().splitlines()[0])
         return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {detail}", line, col)
     except (UnicodeDecodeError, LookupError, SyntaxError) as err:
         line = _decode_error_line(data, err)
@@ -65,9 +66,32 @@ def parse(data: Union[bytes, str], path: str) -> Union[ParsedSource, Diagnostic]
     return ParsedSource(path, module, positions)
 
 
+def _python_syntax_error(data, path: str):
+    """CPython's own message and position: clearer than libcst's for most errors."""
+    try:
+        compile(data, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as err:
+        return (err.lineno or 1, err.offset or 1, err.msg)
+    except (ValueError, RecursionError, MemoryError):
+        return None
+    return None  # libcst rejects what CPython accepts: keep libcst's words
+
+
 def _decode_error_line(data, err) -> int:
-    if isinstance(err, UnicodeDecodeError) and isinstance(data, bytes):
-        return data.count(b"\n", 0, err.start) + 1
+    if isinstance(data, bytes):
+        if not isinstance(err, UnicodeDecodeError):
+            try:
+                encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+            except SyntaxError:  # undecodable bytes in the first two lines
+                encoding = "utf-8"
+            try:
+                data.decode(encoding)
+            except UnicodeDecodeError as found:
+                err = found
+            except LookupError:
+                return 1
+        if isinstance(err, UnicodeDecodeError):
+            return data.count(b"\n", 0, err.start) + 1
     return 1
 
 

@@ -42,7 +42,7 @@ class MissingZeroGrad(Rule):
     )
 
     def message(self, finding: Finding) -> str:
-        backward = next((s for role, s in finding.related if role == "backward"), None)
+        backward = _nearest_backward(finding)
         tail = f" and `{backward.text}` (line {line_of(backward)})" if backward else ""
         return (f"`{finding.site.text}` applies gradients left over from its previous step: "
                 f"no `{finding.optimizer}.zero_grad()` between that step{tail}")
@@ -63,6 +63,13 @@ class MissingZeroGrad(Rule):
 
     def on_zero(self, facts: Facts, optimizers, site: Site) -> Facts:
         return drop(drop(facts, CODE, "stale", optimizers), CODE, "consumed", optimizers)
+
+
+def _nearest_backward(finding: Finding):
+    """The backward closest before the step (the one a reader looks for), else the last."""
+    backwards = [s for role, s in finding.related if role == "backward"]
+    before = [s for s in backwards if s.path == finding.site.path and s.span < finding.site.span]
+    return (before or backwards or [None])[-1]
 
 
 def _order(site: Site):

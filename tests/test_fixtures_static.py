@@ -1,0 +1,34 @@
+"""Every fixture's inline expectations against the static checker, through the API and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from zgcheck.checker import check_file
+from zgcheck.cli import main
+
+from fixture_support import FIXTURES, all_fixtures
+
+FIXTURE_LIST = all_fixtures()
+
+
+def test_there_are_enough_fixtures():
+    originals = [f for f in FIXTURE_LIST if not f.name.endswith(".fixed.py")]
+    assert len(originals) >= 45
+
+
+@pytest.mark.parametrize("fixture", FIXTURE_LIST, ids=lambda f: f.name)
+def test_static_verdict_matches_expectations(fixture):
+    found = {(d.code, d.span.start_line) for d in check_file(str(fixture.path))}
+    assert found == set(fixture.expected)
+
+
+def test_cli_reports_exactly_the_expected_diagnostics():
+    result = CliRunner().invoke(main, ["check", "--output-format", "json", str(FIXTURES)])
+    assert result.exit_code == 1, result.output
+    reported = {(d["filename"], d["code"], d["location"]["row"]) for d in json.loads(result.stdout)}
+    expected = {(str(f.path), code, line) for f in FIXTURE_LIST for code, line in f.expected}
+    assert reported == expected
