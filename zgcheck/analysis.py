@@ -11,7 +11,7 @@ and recursion-safe, without copying graphs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
@@ -312,12 +312,32 @@ class _Run:
 
     def __init__(self, analysis: ModuleAnalysis, optimizers: Dict[str, Target]):
         self.a = analysis
-        self.universe = frozenset(optimizers)
-        # Modules each optimizer was built from: decides which module zeros cover it.
-        self.ties = {key: target.modules for key, target in optimizers.items()
-                     if target.binding is not None and target.binding.kind == "optimizer"}
+        # An optimizer built from several modules' parameters is tracked per module
+        # ("opt@model.body"), so zeroing one of them leaves the others' facts alone.
+        self.parts: Dict[str, Tuple[str, ...]] = {}
+        self.part_module: Dict[str, str] = {}
+        for key, target in optimizers.items():
+            self._parts(key, target)
         self.report = None  # set for the final, reporting pass
         self.cache: Dict[tuple, frozenset] = {}
+
+    def _parts(self, key: str, target: Optional[Target] = None) -> Tuple[str, ...]:
+        if key not in self.parts:
+            tied = ()
+            if target is not None and target.binding is not None and target.binding.kind == "optimizer":
+                tied = tuple(dict.fromkeys(target.modules))
+            if len(tied) > 1:
+                self.parts[key] = tuple(f"{key}@{m}" for m in tied)
+                self.part_module.update(zip(self.parts[key], tied))
+            else:
+                self.parts[key] = (key,)
+                if tied:
+                    self.part_module[key] = tied[0]
+        return self.parts[key]
+
+    @property
+    def universe(self):
+        return [p for parts in self.parts.values() for p in parts]
 
     def transfer(self, node, facts, scope: Scope, events) -> frozenset:
         for event in events.get(node.id, ()):
@@ -333,8 +353,10 @@ class _Run:
             elif action == "S":
                 key = payload.key
                 step_site = Site(site.path, site.span, site.text, site.root, key)
-                for rule in self.a.rules:
-                    facts = rule.on_step(facts, key, step_site, self.report or _ignore)
+                report = self._reporter(key)
+                for part in self._parts(key, payload):
+                    for rule in self.a.rules:
+                        facts = rule.on_step(facts, part, step_site, report)
             elif action == "Z":
                 covered = self._covered(payload, facts)
                 for rule in self.a.rules:
@@ -343,20 +365,25 @@ class _Run:
                 facts = self.call(payload, facts, scope)
         return facts
 
+    def _reporter(self, key: str):
+        if self.report is None:
+            return _ignore
+        return lambda finding: self.report(replace(finding, optimizer=key))
+
     def _covered(self, zeroed, facts) -> Set[str]:
         known = set(self.universe) | {f[2] for f in facts if len(f) > 2 and isinstance(f[2], str)}
         if zeroed is None:
             return known
         if isinstance(zeroed, set):
-            return zeroed
+            return {part for key in zeroed for part in self._parts(key)}
         _, modules = zeroed
         out = set()
-        for key in known:
-            tied = self.ties.get(key, ())
-            # A module zero covers an optimizer built from that module or a submodule
-            # of it, or one that nothing ties to any module.
-            if not tied or any(t == m or t.startswith(m + ".") for t in tied for m in modules):
-                out.add(key)
+        for part in known:
+            tied = self.part_module.get(part)
+            # A module zero covers the parameters of that module and its submodules;
+            # an optimizer that nothing ties to a module is taken to be covered.
+            if tied is None or any(tied == m or tied.startswith(m + ".") for m in modules):
+                out.add(part)
         return out
 
     def call(self, payload, facts, scope: Scope) -> frozenset:
