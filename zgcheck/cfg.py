@@ -64,6 +64,7 @@ class _Builder:
     def __init__(self, is_zero_loop: Callable[[cst.For], bool]):
         self.nodes: List[Node] = []
         self.frames: list = []
+        self.scopes: List[tuple] = []  # the frames around each node when it was built
         self.is_zero_loop = is_zero_loop
         self.entry = self.new("entry")
         self.exit = self.new("exit")
@@ -72,6 +73,7 @@ class _Builder:
     def new(self, kind: str, item: Optional[cst.CSTNode] = None) -> int:
         node = Node(len(self.nodes), kind, item)
         self.nodes.append(node)
+        self.scopes.append(tuple(self.frames))
         return node.id
 
     def edge(self, a: Optional[int], b: int) -> None:
@@ -102,12 +104,22 @@ class _Builder:
             i -= 1
         self.edge(src, self.exit if kind == RETURN else self.raise_exit)
 
+    def exposed(self, n: int, frame) -> bool:
+        """Whether an exception at node n reaches `frame` first-hand: n was built inside
+        it (a finally copy for an outer frame is not) and no finally or catch-all
+        handler lies between."""
+        scope = self.scopes[n]
+        inner = [i for i, f in enumerate(scope) if f is frame]
+        return bool(inner) and not any(
+            isinstance(f, _Finally) or (isinstance(f, _Handlers) and f.catch_all)
+            for f in scope[inner[0] + 1:])
+
     def finally_route(self, frame: _Finally, index: int, kind: str) -> int:
         """A copy of the finally body that ends by continuing `kind` outwards."""
         if kind not in frame.routes:
+            saved, self.frames = self.frames, self.frames[:index]
             entry = self.new("finally")
             frame.routes[kind] = entry
-            saved, self.frames = self.frames, self.frames[:index]
             end = self.block(frame.body, entry)
             if end is not None:
                 self.jump(kind, end)
@@ -212,13 +224,14 @@ class _Builder:
         if entries:
             self.frames.append(_Handlers(entries, catch_all))
         body_start = len(self.nodes)
-        end = self.suite(node.body, self.then(cur, "try"))
-        body_nodes = range(body_start, len(self.nodes))
+        start = self.then(cur, "try")
+        end = self.suite(node.body, start)
         if entries:
-            self.frames.pop()
-            for n in body_nodes:
-                for h in entries:
-                    self.edge(n, h)
+            handlers = self.frames.pop()
+            for n in range(body_start, len(self.nodes)):
+                if self.exposed(n, handlers):
+                    for h in entries:
+                        self.edge(n, h)
         if node.orelse is not None:
             end = self.suite(node.orelse.body, end)
         ends = [end]
@@ -231,7 +244,7 @@ class _Builder:
         built = len(self.nodes)
         raising = self.finally_route(fin, len(self.frames) - 1, RAISE)
         for n in range(first, built):  # an exception anywhere escapes through finally
-            if self.nodes[n].kind in CODE_KINDS and n != raising:
+            if self.exposed(n, fin) and (self.nodes[n].kind in CODE_KINDS or n == start):
                 self.edge(n, raising)
         self.frames.pop()
         join = self.new("finally")

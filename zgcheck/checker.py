@@ -1,64 +1,106 @@
-"""source -> events -> CFG -> dataflow -> rules -> diagnostics, for one file."""
+"""source -> events -> CFG -> dataflow -> rules -> diagnostics (+ fixes), for one file."""
 
 from __future__ import annotations
 
 import traceback
-from typing import Dict, List, Optional, Tuple, Union
+from dataclasses import replace
+from typing import Dict, List, Tuple, Union
 
+from . import fixes
 from . import source as sourcemod
 from .analysis import ModuleAnalysis
 from .config import Config, DEFAULT_CONFIG
 from .rules import RULES_BY_CODE, Finding
 from .types import Diagnostic, Related
 
+# Proving a fix safe re-checks the file once per fixable diagnostic; past this
+# many in one file, fixes keep their preliminary safety.
+MAX_VERIFIED_FIXES = 25
 
-def findings_to_diagnostics(findings: List[Finding], path: str) -> List[Diagnostic]:
-    """One diagnostic per (code, position); related locations merged."""
+
+def merge_findings(findings: List[Finding]) -> List[Finding]:
+    """One finding per (code, position), reached through however many roots."""
     merged: Dict[Tuple[str, object], Finding] = {}
     for finding in findings:
         key = (finding.code, finding.site.span)
         old = merged.get(key)
         if old is None:
             merged[key] = finding
-        else:  # same place reached through several roots: keep every related site once
-            related = old.related + tuple(r for r in finding.related if r not in old.related)
-            merged[key] = Finding(old.code, old.site, related, old.optimizer, old.step)
-    out = []
-    for finding in merged.values():
-        rule = RULES_BY_CODE[finding.code]
-        related = tuple(Related(f"{role}: `{site.text}`", site.path, site.span)
-                        for role, site in finding.related)
-        out.append(Diagnostic(rule.code, rule.name, rule.message(finding), path, finding.site.span, related))
-    return sorted(out, key=Diagnostic.sort_key)
+            continue
+        related = old.related + tuple(r for r in finding.related if r not in old.related)
+        # Reached directly from the function holding the loop by any root: the fix stays there.
+        site = replace(old.site, root=old.site.root or finding.site.root)
+        step = replace(old.step, root=old.step.root or finding.step.root)
+        merged[key] = replace(old, site=site, step=step, related=related)
+    return list(merged.values())
 
 
-def analyse(parsed: sourcemod.ParsedSource, config: Config) -> List[Finding]:
-    return ModuleAnalysis(parsed, config.tables).run()
+def to_diagnostic(finding: Finding, parsed: sourcemod.ParsedSource, index) -> Diagnostic:
+    rule = RULES_BY_CODE[finding.code]
+    related = tuple(Related(f"{role}: `{site.text}`", site.path, site.span) for role, site in finding.related)
+    fix = fixes.make_fix(finding, parsed, index) if index is not None else None
+    return Diagnostic(rule.code, rule.name, rule.message(finding), parsed.path, finding.site.span, related, fix)
 
 
-def check_source(data: Union[bytes, str], path: str, config: Config = DEFAULT_CONFIG) -> List[Diagnostic]:
-    """Diagnostics for one file's contents, already filtered by the config's selection."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    if not sourcemod.may_hold_events(raw):
-        return []
+def diagnose(text: str, path: str, config: Config, with_fixes: bool = True) -> List[Diagnostic]:
+    """Every diagnostic of one decoded source (unfiltered); crashes become ZG999."""
     try:
-        parsed = sourcemod.parse(data, path)
+        parsed = sourcemod.parse(text, path)
         if isinstance(parsed, Diagnostic):
-            return [parsed] if config.is_selected(parsed.code) else []
-        diagnostics = findings_to_diagnostics(analyse(parsed, config), path)
+            return [parsed]
+        findings = merge_findings(ModuleAnalysis(parsed, config.tables).run())
+        index = fixes.StatementIndex(parsed) if with_fixes and findings else None
+        return sorted((to_diagnostic(f, parsed, index) for f in findings), key=Diagnostic.sort_key)
     except RecursionError:
-        diagnostics = [sourcemod.tool_diagnostic(sourcemod.PARSE_ERROR, path, "cannot analyse: nesting too deep")]
+        return [sourcemod.tool_diagnostic(sourcemod.PARSE_ERROR, path, "cannot analyse: nesting too deep")]
     except Exception as err:  # a crash on one file is a diagnostic for that file
         where = traceback.extract_tb(err.__traceback__)[-1]
-        message = f"internal error: {type(err).__name__}: {err} (at {where.filename}:{where.lineno}); please report it"
-        diagnostics = [sourcemod.tool_diagnostic(sourcemod.INTERNAL_ERROR, path, message)]
+        message = (f"internal error: {type(err).__name__}: {err} "
+                   f"(at {where.filename}:{where.lineno}); please report it")
+        return [sourcemod.tool_diagnostic(sourcemod.INTERNAL_ERROR, path, message)]
+
+
+def _verify_fixes(text: str, path: str, config: Config, diagnostics: List[Diagnostic]) -> List[Diagnostic]:
+    fixable = [d for d in diagnostics if d.fix is not None]
+    if not fixable or len(fixable) > MAX_VERIFIED_FIXES:
+        return diagnostics
+    recheck = lambda candidate: diagnose(candidate, path, config, with_fixes=False)  # noqa: E731
+    out = []
+    for d in diagnostics:
+        if d.fix is not None:
+            applicability = fixes.verified_applicability(text, d, diagnostics, recheck)
+            d = replace(d, fix=replace(d.fix, applicability=applicability))
+        out.append(d)
+    return out
+
+
+def check_text(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fixes: bool = True) -> List[Diagnostic]:
+    """Selected diagnostics of decoded source text, fixes proven safe or marked unsafe."""
+    if "backward" not in text:
+        return []
+    diagnostics = diagnose(text, path, config, with_fixes)
+    if with_fixes:
+        diagnostics = _verify_fixes(text, path, config, diagnostics)
     return [d for d in diagnostics if config.is_selected(d.code)]
 
 
-def check_file(path: str, config: Config = DEFAULT_CONFIG) -> List[Diagnostic]:
+def check_source(data: Union[bytes, str], path: str, config: Config = DEFAULT_CONFIG,
+                 with_fixes: bool = True) -> List[Diagnostic]:
+    """Diagnostics for one file's contents (bytes are decoded as Python would)."""
+    if isinstance(data, bytes):
+        if not sourcemod.may_hold_events(data):
+            return []
+        decoded = sourcemod.decode(data, path)
+        if isinstance(decoded, Diagnostic):
+            return [decoded] if config.is_selected(decoded.code) else []
+        data = decoded[0]
+    return check_text(data, path, config, with_fixes)
+
+
+def check_file(path: str, config: Config = DEFAULT_CONFIG, with_fixes: bool = True) -> List[Diagnostic]:
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as err:
         return [sourcemod.tool_diagnostic(sourcemod.READ_ERROR, path, f"cannot read: {err.strerror or err}")]
-    return check_source(data, path, config)
+    return check_source(data, path, config, with_fixes)

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from typing import List, Optional, Sequence, Tuple
 
 import click
 
 from . import __version__
-from .checker import check_file, check_source
+from . import runner
+from .checker import check_source
 from .config import Config, DEFAULT_CONFIG
 from .discovery import Discovery, DiscoveryError
 from .report import FORMATTERS, format_statistics
 from .rules import ALL_RULES, RULES_BY_CODE
 from .source import decode_for_display
 from .types import Diagnostic
-
-# Below this many files a process pool costs more than it saves.
-PARALLEL_THRESHOLD = 16
-
 
 def _codes(value: Optional[str]):
     if not value:
@@ -30,19 +26,6 @@ def _codes(value: Optional[str]):
 
 def _use_color(stream) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
-
-
-def _check_many(paths: Sequence[str], config: Config, jobs: int) -> List[Diagnostic]:
-    if jobs == 1 or len(paths) < PARALLEL_THRESHOLD:
-        return [d for p in paths for d in check_file(p, config)]
-    chunks = [list(paths[i::jobs * 4]) for i in range(jobs * 4)]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        results = pool.map(_check_chunk, chunks, [config] * len(chunks))
-        return [d for chunk in results for d in chunk]
-
-
-def _check_chunk(paths: List[str], config: Config) -> List[Diagnostic]:
-    return [d for p in paths for d in check_file(p, config)]
 
 
 def _sources(diagnostics: Sequence[Diagnostic], stdin: Optional[Tuple[str, str]] = None):
@@ -69,6 +52,9 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=str)
+@click.option("--fix", is_flag=True, help="Apply safe fixes.")
+@click.option("--unsafe-fixes", is_flag=True, help="With --fix or --diff, apply unsafe fixes too.")
+@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff; write nothing.")
 @click.option("--select", help="Comma-separated rule codes (or prefixes) to enable.")
 @click.option("--ignore", help="Comma-separated rule codes (or prefixes) to disable.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when diagnostics remain.")
@@ -77,24 +63,25 @@ def main() -> None:
 @click.option("--statistics", is_flag=True, help="Show counts per rule instead of each diagnostic.")
 @click.option("--quiet", "-q", is_flag=True, help="Print diagnostics only, no summary.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPU count).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write .zgcheck_cache.")
 @click.option("--exclude", multiple=True, help="Gitignore-style pattern to skip (repeatable).")
 @click.option("--no-respect-gitignore", is_flag=True, help="Check files that .gitignore excludes.")
 @click.option("--force-exclude", is_flag=True, help="Apply excludes to explicitly named files too.")
 @click.option("--stdin-filename", help="The name of the file read from '-' (for messages).")
-def check(paths, select, ignore, exit_zero, output_format, output_file, statistics, quiet, jobs,
-          exclude, no_respect_gitignore, force_exclude, stdin_filename):
+def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_format, output_file, statistics,
+          quiet, jobs, no_cache, exclude, no_respect_gitignore, force_exclude, stdin_filename):
     """Check PATHS (files or directories; default '.'; '-' reads stdin)."""
     config = Config(select=_codes(select), ignore=_codes(ignore) or frozenset(), tables=DEFAULT_CONFIG.tables)
+    mode = runner.Mode(fix=fix and not diff, unsafe=unsafe_fixes, diff=diff,
+                       cache_dir=None if (no_cache or fix or diff) else runner.prepare_cache())
     paths = paths or (".",)
     stdin = None
-    diagnostics: List[Diagnostic] = []
-    files: List[str] = []
+    results: List[runner.FileResult] = []
     if "-" in paths:
-        name = stdin_filename or "<stdin>"
-        text = sys.stdin.buffer.read()
-        diagnostics.extend(check_source(text, name, config))
-        stdin = (name, decode_for_display(text))
+        results.append(_check_stdin(stdin_filename or "<stdin>", config, mode))
+        stdin = (results[-1].path, _STDIN_TEXT[0])
         paths = tuple(p for p in paths if p != "-")
+    files: List[str] = []
     if paths:
         discovery = Discovery(excludes=exclude, respect_gitignore=not no_respect_gitignore,
                               force_exclude=force_exclude)
@@ -102,28 +89,81 @@ def check(paths, select, ignore, exit_zero, output_format, output_file, statisti
             files = discovery.files(paths)
         except DiscoveryError as err:
             raise click.UsageError(str(err))
-        diagnostics.extend(_check_many(files, config, jobs or os.cpu_count() or 1))
-    diagnostics.sort(key=Diagnostic.sort_key)
+        results.extend(runner.run(files, config, mode, jobs or os.cpu_count() or 1))
 
+    diagnostics = sorted((d for r in results for d in r.diagnostics + r.errors), key=Diagnostic.sort_key)
+    fixed = sum(r.fixed for r in results)
     stream = open(output_file, "w", encoding="utf-8") if output_file else sys.stdout
     try:
         color = output_file is None and _use_color(sys.stdout)
+        if diff:
+            stream.write("".join(r.diff for r in results))
         if statistics:
             stream.write(format_statistics(diagnostics))
-        else:
+        elif not diff or diagnostics:
             stream.write(FORMATTERS[output_format](diagnostics, _sources(diagnostics, stdin), color))
         if output_format in ("text", "concise") and not quiet and not statistics:
-            checked = len(files) + (1 if stdin else 0)
-            if diagnostics:
-                click.echo(f"Found {len(diagnostics)} diagnostic{'s' if len(diagnostics) != 1 else ''} "
-                           f"in {checked} file{'s' if checked != 1 else ''} checked.", err=output_file is None)
-            else:
-                click.echo(f"All checks passed ({checked} file{'s' if checked != 1 else ''} checked).",
-                           err=output_file is None)
+            click.echo(_summary(diagnostics, len(files) + (1 if stdin else 0), fixed, diff, results),
+                       err=output_file is None or diff)
     finally:
         if output_file:
             stream.close()
-    sys.exit(0 if exit_zero or not diagnostics else 1)
+    would_change = diff and any(r.diff for r in results)
+    sys.exit(0 if exit_zero or not (diagnostics or would_change) else 1)
+
+
+_STDIN_TEXT = [""]
+
+
+def _check_stdin(name: str, config: Config, mode: runner.Mode) -> runner.FileResult:
+    data = sys.stdin.buffer.read()
+    _STDIN_TEXT[0] = decode_for_display(data) or ""
+    if mode.fix or mode.diff:
+        result = runner.fix_source(name, data, config, mode, write=False)
+        if mode.fix:  # the fixed source goes to stdout, diagnostics to stderr
+            decoded = _fixed_stdin_text(name, data, config, mode)
+            sys.stdout.write(decoded)
+        return result
+    return runner.FileResult(name, check_source(data, name, config))
+
+
+def _fixed_stdin_text(name: str, data: bytes, config: Config, mode: runner.Mode) -> str:
+    from . import fixes
+    from .checker import check_text
+    from .source import decode
+
+    decoded = decode(data, name)
+    if isinstance(decoded, Diagnostic):
+        return data.decode("utf-8", errors="replace")
+    outcome = fixes.fix_text(decoded[0], lambda t: check_text(t, name, config), unsafe=mode.unsafe)
+    return decoded[0] if outcome.error else outcome.text
+
+
+def _summary(diagnostics, checked: int, fixed: int, diff: bool, results) -> str:
+    files = f"{checked} file{'s' if checked != 1 else ''} checked"
+    parts = []
+    if fixed:
+        parts.append(f"{'Would fix' if diff else 'Fixed'} {fixed} diagnostic{'s' if fixed != 1 else ''}")
+    if diagnostics:
+        n = len(diagnostics)
+        fixable = sum(1 for d in diagnostics if d.fix is not None and d.fix.applicability.name == "SAFE")
+        unsafe = sum(1 for d in diagnostics if d.fix is not None and d.fix.applicability.name == "UNSAFE")
+        parts.append(f"{'Found' if not fixed else ''}{n} diagnostic{'s' if n != 1 else ''}"
+                     f"{' remaining' if fixed else ''}".strip())
+        hints = []
+        if fixable:
+            hints.append(f"{fixable} fixable with --fix")
+        if unsafe:
+            hints.append(f"{unsafe} more with --unsafe-fixes")
+        if hints:
+            parts[-1] += f" ({', '.join(hints)})"
+        conflicts = sum(r.conflicts for r in results)
+        if conflicts:
+            parts.append(f"{conflicts} fix{'es' if conflicts != 1 else ''} overlapped another and were not applied")
+        return "; ".join(parts) + f" in {files}."
+    if fixed:
+        return "; ".join(parts) + f"; nothing left to report ({files})."
+    return f"All checks passed ({files})."
 
 
 @main.command()

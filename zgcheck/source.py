@@ -7,7 +7,7 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Tuple, Union
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -17,6 +17,7 @@ from .types import Diagnostic, Span
 PARSE_ERROR = ("ZG901", "syntax-error")
 DECODE_ERROR = ("ZG902", "undecodable-file")
 READ_ERROR = ("ZG903", "unreadable-file")
+FIX_ERROR = ("ZG905", "fix-not-applied")
 INTERNAL_ERROR = ("ZG999", "internal-error")
 
 # What a backward call looks like in bytes: `.backward(`, `manual_backward(`,
@@ -48,17 +49,25 @@ def tool_diagnostic(kind, path: str, message: str, line: int = 1, col: int = 1) 
     return Diagnostic(code, name, message, path, Span(line, col, line, col))
 
 
-def parse(data: Union[bytes, str], path: str) -> Union[ParsedSource, Diagnostic]:
-    """Parse source bytes (encoding from BOM/cookie, as Python does) or text."""
+def decode(data: bytes, path: str) -> Union[Tuple[str, str], Diagnostic]:
+    """(text, encoding) as Python would decode the file; a BOM gives 'utf-8-sig'."""
     try:
-        module = cst.parse_module(data)
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding), encoding
+    except (SyntaxError, LookupError, UnicodeDecodeError) as err:
+        line = _decode_error_line(data, err)
+        detail = err.msg if isinstance(err, SyntaxError) else str(err)
+        return tool_diagnostic(DECODE_ERROR, path, f"cannot decode: {detail}", line, 1)
+
+
+def parse(text: str, path: str) -> Union[ParsedSource, Diagnostic]:
+    """Parse decoded source text; positions are over that text."""
+    try:
+        module = cst.parse_module(text)
     except cst.ParserSyntaxError as err:
-        line, col, detail = _python_syntax_error(data, path) or (
+        line, col, detail = _python_syntax_error(text, path) or (
             err.raw_line, err.raw_column + 1, str(err.message).strip().splitlines()[0])
         return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {detail}", line, col)
-    except (UnicodeDecodeError, LookupError, SyntaxError) as err:
-        line = _decode_error_line(data, err)
-        return tool_diagnostic(DECODE_ERROR, path, f"cannot decode: {err}", line, 1)
     except RecursionError:
         return tool_diagnostic(PARSE_ERROR, path, "cannot parse: nesting too deep")
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
@@ -66,10 +75,10 @@ def parse(data: Union[bytes, str], path: str) -> Union[ParsedSource, Diagnostic]
     return ParsedSource(path, module, positions)
 
 
-def _python_syntax_error(data, path: str):
+def _python_syntax_error(text: str, path: str):
     """CPython's own message and position: clearer than libcst's for most errors."""
     try:
-        compile(data, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        compile(text.lstrip("\ufeff"), path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as err:
         return (err.lineno or 1, err.offset or 1, err.msg)
     except (ValueError, RecursionError, MemoryError):
