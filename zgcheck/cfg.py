@@ -4,7 +4,9 @@ One node per simple statement or compound-statement header, plus synthetic
 join nodes. Frames record where each abrupt exit (break, continue, return,
 raise) goes; a `finally` body is copied onto every way out that passes
 through it, so facts flowing along a `return` see the finally's zero too.
-Exceptions: every node inside a `try` body has an edge to each handler.
+Exceptions: every node inside a `try` body has an edge to each handler (and
+to the raise route of its finally), unless an inner finally or catch-all
+handler intercepts the exception first.
 """
 
 from __future__ import annotations
@@ -104,10 +106,12 @@ class _Builder:
             i -= 1
         self.edge(src, self.exit if kind == RETURN else self.raise_exit)
 
-    def exposed(self, n: int, frame) -> bool:
-        """Whether an exception at node n reaches `frame` first-hand: n was built inside
-        it (a finally copy for an outer frame is not) and no finally or catch-all
-        handler lies between."""
+    def raises_into(self, n: int, frame, start: int) -> bool:
+        """Whether an exception raised by code node n (or before the first statement,
+        at `start`) reaches `frame` first-hand: n was built inside it (a finally copy
+        for an outer frame is not) and no finally or catch-all handler lies between."""
+        if self.nodes[n].kind not in CODE_KINDS and n != start:
+            return False
         scope = self.scopes[n]
         inner = [i for i, f in enumerate(scope) if f is frame]
         return bool(inner) and not any(
@@ -229,7 +233,7 @@ class _Builder:
         if entries:
             handlers = self.frames.pop()
             for n in range(body_start, len(self.nodes)):
-                if self.exposed(n, handlers):
+                if self.raises_into(n, handlers, start):
                     for h in entries:
                         self.edge(n, h)
         if node.orelse is not None:
@@ -244,7 +248,7 @@ class _Builder:
         built = len(self.nodes)
         raising = self.finally_route(fin, len(self.frames) - 1, RAISE)
         for n in range(first, built):  # an exception anywhere escapes through finally
-            if self.exposed(n, fin) and (self.nodes[n].kind in CODE_KINDS or n == start):
+            if self.raises_into(n, fin, start):
                 self.edge(n, raising)
         self.frames.pop()
         join = self.new("finally")

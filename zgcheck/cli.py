@@ -148,8 +148,8 @@ def _summary(diagnostics, checked: int, fixed: int, diff: bool, results) -> str:
         n = len(diagnostics)
         fixable = sum(1 for d in diagnostics if d.fix is not None and d.fix.applicability.name == "SAFE")
         unsafe = sum(1 for d in diagnostics if d.fix is not None and d.fix.applicability.name == "UNSAFE")
-        parts.append(f"{'Found' if not fixed else ''}{n} diagnostic{'s' if n != 1 else ''}"
-                     f"{' remaining' if fixed else ''}".strip())
+        noun = f"{n} diagnostic{'s' if n != 1 else ''}"
+        parts.append(f"{noun} remaining" if fixed else f"Found {noun}")
         hints = []
         if fixable:
             hints.append(f"{fixable} fixable with --fix")

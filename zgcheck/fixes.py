@@ -274,8 +274,8 @@ def fix_text(text: str, check: Checker, unsafe: bool = False) -> FixOutcome:
     deferred: List[Diagnostic] = []
     for _ in range(MAX_ROUNDS):
         diagnostics = check(outcome.text)
-        if any(d.code == "ZG901" for d in diagnostics):
-            outcome.error = "the fixed source does not parse"
+        if any(d.code.startswith("ZG9") for d in diagnostics):
+            outcome.remaining = diagnostics  # unparseable to begin with: report, touch nothing
             break
         todo = [d for d in diagnostics if applicable(d, unsafe)]
         chosen: List[Diagnostic] = []
