@@ -108,7 +108,7 @@ def test_syntax_error_is_a_diagnostic_and_the_run_goes_on(project):
 
 
 def test_undecodable_file_is_a_diagnostic(project):
-    (project / "latin.py").write_bytes(b"# backward\nx = '\xff\xfe'\n")
+    (project / "latin.py").write_bytes(b"loss.backward()\nx = '\xff\xfe'\n")
     result = run("check", "--output-format", "json", str(project / "latin.py"))
     data = json.loads(result.stdout)
     assert [(d["code"], d["location"]["row"]) for d in data] == [("ZG902", 2)]

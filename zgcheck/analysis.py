@@ -11,6 +11,7 @@ and recursion-safe, without copying graphs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
@@ -24,6 +25,13 @@ from .source import ParsedSource
 from .types import Event, EventKind, TargetKind
 
 MAX_DEPTH = 4
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _event_words(tables: Tables):
+    words = ["backward", "step", "zero_grad", r"\.grad\b", "param_groups",
+             *map(re.escape, tables.backward_attrs), *map(re.escape, tables.zero_functions)]
+    return re.compile("|".join(words))
 # Functions a framework calls once per batch: when nothing in the module calls
 # them, their body is analysed as the body of an implicit training loop.
 PER_BATCH_NAMES = frozenset({"training_step", "train_step", "train_batch", "train_on_batch",
@@ -89,15 +97,47 @@ class ModuleAnalysis:
         self.module_bindings = recognise.collect_bindings(module, self.tables)
         top.bindings = self.module_bindings
         self.units.append(top)
+        self.relevant = self._relevant_defs()
         for stmt in _flatten_top(module.body):
-            if isinstance(stmt, cst.FunctionDef):
+            if isinstance(stmt, cst.FunctionDef) and stmt in self.relevant:
                 self.functions[stmt.name.value] = self._unit(stmt, stmt.name.value, None, None)
             elif isinstance(stmt, cst.ClassDef):
                 cls = stmt.name.value
+                methods = [m for m in stmt.body.body if isinstance(m, cst.FunctionDef)]
+                if not any(m in self.relevant for m in methods):
+                    continue
                 self.class_bindings[cls] = recognise.collect_bindings(stmt, self.tables, self_only=True, descend=True)
-                for item in stmt.body.body:
-                    if isinstance(item, cst.FunctionDef):
+                for item in methods:
+                    if item in self.relevant:
                         self.methods[(cls, item.name.value)] = self._unit(item, f"{cls}.{item.name.value}", cls, None)
+
+    def _relevant_defs(self) -> Set[cst.FunctionDef]:
+        """Functions that hold an event, or call one that does (by text, to a fixpoint).
+
+        The rest can neither change nor report a fact, so they get no bindings, no
+        CFG and no event walk: most of a large model file is skipped this way.
+        """
+        lines = self.parsed.module.code.splitlines()
+        defs: Dict[cst.FunctionDef, Set[str]] = {}
+        relevant: Set[cst.FunctionDef] = set()
+        keywords = _event_words(self.tables)
+
+        for node in _function_defs(self.parsed.module.body):
+            span = self.parsed.span(node)
+            text = "\n".join(lines[span.start_line - 1:span.end_line])
+            defs[node] = set(_IDENTIFIER.findall(text))
+            if keywords.search(text):
+                relevant.add(node)
+        names = {d.name.value for d in relevant}
+        changed = True
+        while changed:
+            changed = False
+            for node, idents in defs.items():
+                if node not in relevant and idents & names:
+                    relevant.add(node)
+                    names.add(node.name.value)
+                    changed = True
+        return relevant
 
     def _unit(self, node: cst.FunctionDef, name: str, cls: Optional[str], parent: Optional[Unit]) -> Unit:
         params = tuple(p.name.value for p in (*node.params.posonly_params, *node.params.params))
@@ -105,7 +145,7 @@ class ModuleAnalysis:
                     params, cls, parent)
         unit.bindings = recognise.collect_bindings(node, self.tables)
         for stmt in _flatten_top(unit.body):
-            if isinstance(stmt, cst.FunctionDef):
+            if isinstance(stmt, cst.FunctionDef) and stmt in self.relevant:
                 unit.nested[stmt.name.value] = self._unit(stmt, f"{name}.{stmt.name.value}", cls, unit)
         self.units.append(unit)
         return unit
@@ -406,6 +446,35 @@ class _Run:
 
 def _ignore(_finding: Finding) -> None:
     pass
+
+
+def _function_defs(body: Sequence[cst.CSTNode]):
+    """Every function definition at any depth, walking statements only (never expressions)."""
+    for stmt in body:
+        if isinstance(stmt, cst.FunctionDef):
+            yield stmt
+        if isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for suite in _suites(stmt):
+            yield from _function_defs(suite)
+
+
+def _suites(stmt: cst.CSTNode):
+    """The statement lists directly inside a compound statement."""
+    for name in ("body", "orelse", "finalbody"):
+        part = getattr(stmt, name, None)
+        if isinstance(part, cst.IndentedBlock):
+            yield part.body
+        elif isinstance(part, (cst.Else, cst.Finally)) and isinstance(part.body, cst.IndentedBlock):
+            yield part.body.body
+        elif isinstance(part, cst.If):
+            yield [part]
+    for handler in getattr(stmt, "handlers", ()):
+        if isinstance(handler.body, cst.IndentedBlock):
+            yield handler.body.body
+    for case in getattr(stmt, "cases", ()):
+        if isinstance(case.body, cst.IndentedBlock):
+            yield case.body.body
 
 
 def _flatten_top(body: Sequence[cst.CSTNode]):

@@ -106,12 +106,10 @@ class _Builder:
             i -= 1
         self.edge(src, self.exit if kind == RETURN else self.raise_exit)
 
-    def raises_into(self, n: int, frame, start: int) -> bool:
-        """Whether an exception raised by code node n (or before the first statement,
-        at `start`) reaches `frame` first-hand: n was built inside it (a finally copy
-        for an outer frame is not) and no finally or catch-all handler lies between."""
-        if self.nodes[n].kind not in CODE_KINDS and n != start:
-            return False
+    def raises_into(self, n: int, frame) -> bool:
+        """Whether an exception at node n reaches `frame` first-hand: n was built
+        inside it (a finally copy for an outer frame is not) and no finally or
+        catch-all handler lies between."""
         scope = self.scopes[n]
         inner = [i for i, f in enumerate(scope) if f is frame]
         return bool(inner) and not any(
@@ -228,12 +226,11 @@ class _Builder:
         if entries:
             self.frames.append(_Handlers(entries, catch_all))
         body_start = len(self.nodes)
-        start = self.then(cur, "try")
-        end = self.suite(node.body, start)
+        end = self.suite(node.body, self.then(cur, "try"))
         if entries:
             handlers = self.frames.pop()
             for n in range(body_start, len(self.nodes)):
-                if self.raises_into(n, handlers, start):
+                if self.raises_into(n, handlers):
                     for h in entries:
                         self.edge(n, h)
         if node.orelse is not None:
@@ -248,7 +245,7 @@ class _Builder:
         built = len(self.nodes)
         raising = self.finally_route(fin, len(self.frames) - 1, RAISE)
         for n in range(first, built):  # an exception anywhere escapes through finally
-            if self.raises_into(n, fin, start):
+            if self.raises_into(n, fin):
                 self.edge(n, raising)
         self.frames.pop()
         join = self.new("finally")

@@ -6,7 +6,7 @@ import traceback
 from dataclasses import replace
 from typing import Dict, List, Tuple, Union
 
-from . import fixes
+from . import fixes, notebook, suppress
 from . import source as sourcemod
 from .analysis import ModuleAnalysis
 from .config import Config, DEFAULT_CONFIG
@@ -76,24 +76,32 @@ def _verify_fixes(text: str, path: str, config: Config, diagnostics: List[Diagno
 
 def check_text(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fixes: bool = True) -> List[Diagnostic]:
     """Selected diagnostics of decoded source text, fixes proven safe or marked unsafe."""
-    if "backward" not in text:
+    if not sourcemod.may_hold_events(text, config.tables.backward_attrs):
         return []
     diagnostics = diagnose(text, path, config, with_fixes)
     if with_fixes:
         diagnostics = _verify_fixes(text, path, config, diagnostics)
-    return [d for d in diagnostics if config.is_selected(d.code)]
+    diagnostics = suppress.apply(diagnostics, text)  # noqa comments, zgcheck: skip-file
+    return [d for d in diagnostics if config.is_selected(d.code, path)]
 
 
 def check_source(data: Union[bytes, str], path: str, config: Config = DEFAULT_CONFIG,
                  with_fixes: bool = True) -> List[Diagnostic]:
-    """Diagnostics for one file's contents (bytes are decoded as Python would)."""
+    """Diagnostics for one file's contents (bytes are decoded as Python would; .ipynb as a notebook)."""
     if isinstance(data, bytes):
-        if not sourcemod.may_hold_events(data):
+        if not sourcemod.may_hold_events(data, config.tables.backward_attrs):
             return []
+        if path.endswith(".ipynb"):
+            found = notebook.check(data, path, lambda text, name: check_text(text, name, config, with_fixes))
+            return [d for d in found if config.is_selected(d.code, path)]
         decoded = sourcemod.decode(data, path)
         if isinstance(decoded, Diagnostic):
-            return [decoded] if config.is_selected(decoded.code) else []
+            if suppress.skips_file(sourcemod.decode_for_display(data) or ""):
+                return []
+            return [decoded] if config.is_selected(decoded.code, path) else []
         data = decoded[0]
+    elif path.endswith(".ipynb"):
+        return check_source(data.encode("utf-8"), path, config, with_fixes)
     return check_text(data, path, config, with_fixes)
 
 

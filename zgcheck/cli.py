@@ -11,8 +11,10 @@ import click
 from . import __version__
 from . import runner
 from .checker import check_source
-from .config import Config, DEFAULT_CONFIG
+from .config import Config, ConfigError, DEFAULT_CONFIG
+from .config import resolve as resolve_config
 from .discovery import Discovery, DiscoveryError
+from .notebook import NotebookSource
 from .report import FORMATTERS, format_statistics
 from .rules import ALL_RULES, RULES_BY_CODE
 from .source import decode_for_display
@@ -28,19 +30,34 @@ def _use_color(stream) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
 
 
+# Past this many files, a run on a terminal shows a progress bar on stderr.
+PROGRESS_THRESHOLD = 50
+
+
+class ConfigProblem(click.ClickException):
+    """A configuration error: exit code 2, like a usage error, and no traceback."""
+
+    exit_code = 2
+
+
+def _stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
 def _sources(diagnostics: Sequence[Diagnostic], stdin: Optional[Tuple[str, str]] = None):
     out = {}
     for d in diagnostics:
         if d.path in out:
             continue
         if stdin is not None and d.path == stdin[0]:
-            out[d.path] = stdin[1]
-            continue
-        try:
-            with open(d.path, "rb") as handle:
-                out[d.path] = decode_for_display(handle.read())
-        except OSError:
-            out[d.path] = None
+            text: Optional[str] = stdin[1]
+        else:
+            try:
+                with open(d.path, "rb") as handle:
+                    text = decode_for_display(handle.read())
+            except OSError:
+                text = None
+        out[d.path] = NotebookSource.read(text) if text is not None and d.path.endswith(".ipynb") else text
     return out
 
 
@@ -67,11 +84,17 @@ def main() -> None:
 @click.option("--exclude", multiple=True, help="Gitignore-style pattern to skip (repeatable).")
 @click.option("--no-respect-gitignore", is_flag=True, help="Check files that .gitignore excludes.")
 @click.option("--force-exclude", is_flag=True, help="Apply excludes to explicitly named files too.")
-@click.option("--stdin-filename", help="The name of the file read from '-' (for messages).")
+@click.option("--stdin-filename", help="The name of the file read from '-' (for messages and per-file-ignores).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Read [tool.zgcheck] from this file instead of the nearest pyproject.toml.")
 def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_format, output_file, statistics,
-          quiet, jobs, no_cache, exclude, no_respect_gitignore, force_exclude, stdin_filename):
+          quiet, jobs, no_cache, exclude, no_respect_gitignore, force_exclude, stdin_filename, config_path):
     """Check PATHS (files or directories; default '.'; '-' reads stdin)."""
-    config = Config(select=_codes(select), ignore=_codes(ignore) or frozenset(), tables=DEFAULT_CONFIG.tables)
+    try:
+        where = [p for p in (paths or (".",)) if p != "-"] + ([stdin_filename] if stdin_filename else [])
+        config = resolve_config(config_path, where).with_options(select=_codes(select), ignore=_codes(ignore))
+    except ConfigError as err:
+        raise ConfigProblem(str(err))
     mode = runner.Mode(fix=fix and not diff, unsafe=unsafe_fixes, diff=diff,
                        cache_dir=None if (no_cache or fix or diff) else runner.prepare_cache())
     paths = paths or (".",)
@@ -83,13 +106,13 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_form
         paths = tuple(p for p in paths if p != "-")
     files: List[str] = []
     if paths:
-        discovery = Discovery(excludes=exclude, respect_gitignore=not no_respect_gitignore,
-                              force_exclude=force_exclude)
+        discovery = Discovery.for_config(config, exclude, respect_gitignore=not no_respect_gitignore,
+                                         force_exclude=force_exclude)
         try:
             files = discovery.files(paths)
         except DiscoveryError as err:
             raise click.UsageError(str(err))
-        results.extend(runner.run(files, config, mode, jobs or os.cpu_count() or 1))
+        results.extend(_run(files, config, mode, jobs or os.cpu_count() or 1))
 
     diagnostics = sorted((d for r in results for d in r.diagnostics + r.errors), key=Diagnostic.sort_key)
     fixed = sum(r.fixed for r in results)
@@ -113,6 +136,14 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_form
 
 
 _STDIN_TEXT = [""]
+
+
+def _run(files: List[str], config: Config, mode: runner.Mode, jobs: int) -> List[runner.FileResult]:
+    if len(files) <= PROGRESS_THRESHOLD or not _stderr_is_tty():
+        return runner.run(files, config, mode, jobs)
+    with click.progressbar(length=len(files), label="Checking", file=sys.stderr,
+                           show_pos=True, show_eta=False) as bar:
+        return runner.run(files, config, mode, jobs, progress=bar.update)
 
 
 def _check_stdin(name: str, config: Config, mode: runner.Mode) -> runner.FileResult:

@@ -1,11 +1,52 @@
-"""[tool.zgcheck] -> a frozen Config."""
+"""[tool.zgcheck] -> a frozen Config.
+
+One configuration per run: the nearest `pyproject.toml` holding a
+`[tool.zgcheck]` table, searched upwards from the common parent directory of
+the paths being checked (or from `--config PATH`). Relative patterns
+(`exclude`, `extend-exclude`, `per-file-ignores`) are gitignore-style and
+resolved against the directory of that file.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import FrozenSet, Optional
+import functools
+import hashlib
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+
+import pathspec
 
 from .recognise import DEFAULT_TABLES, Tables
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on older interpreters only
+    import tomli as tomllib
+
+# [tool.zgcheck] key -> the Tables field it extends.
+TABLE_KEYS = {
+    "extra-optimizer-names": "optimizer_names",
+    "extra-optimizer-classes": "optimizer_classes",
+    "extra-optimizer-factories": "optimizer_factories",
+    "extra-backward-methods": "backward_attrs",
+    "extra-zero-functions": "zero_functions",
+    "extra-model-names": "model_names",
+}
+CODE_KEYS = ("select", "ignore")
+GLOB_KEYS = ("exclude", "extend-exclude")
+KNOWN_KEYS = CODE_KEYS + GLOB_KEYS + ("per-file-ignores",) + tuple(TABLE_KEYS)
+# Tool diagnostics (ZG9xx) are numbered as they are added; accept any of them.
+TOOL_CODE = re.compile(r"^ZG9\d{0,2}$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(\(\))?$")
+
+
+class ConfigError(Exception):
+    """A configuration file or option that cannot be used (exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -13,13 +54,210 @@ class Config:
     select: Optional[FrozenSet[str]] = None  # None: every rule
     ignore: FrozenSet[str] = frozenset()
     tables: Tables = DEFAULT_TABLES
+    exclude: Optional[Tuple[str, ...]] = None  # None: discovery's default excludes
+    extend_exclude: Tuple[str, ...] = ()
+    per_file_ignores: Tuple[Tuple[str, FrozenSet[str]], ...] = ()  # (glob, codes)
+    root: str = ""  # absolute directory that patterns are relative to; "" = the working directory
+    source: str = ""  # the file this came from, for messages
 
-    def is_selected(self, code: str) -> bool:
-        if any(code.startswith(prefix) for prefix in self.ignore):
+    def is_selected(self, code: str, path: Optional[str] = None) -> bool:
+        if _matches(code, self.ignore):
             return False
-        if self.select is None:
-            return True
-        return any(code.startswith(prefix) for prefix in self.select)
+        if path is not None and self.per_file_ignores and _matches(code, self.ignored_in(path)):
+            return False
+        return self.select is None or _matches(code, self.select)
+
+    def ignored_in(self, path: str) -> FrozenSet[str]:
+        """Codes that `per-file-ignores` switches off for this path."""
+        rel = relative_to_root(path, self.root)
+        out: FrozenSet[str] = frozenset()
+        for glob, codes in self.per_file_ignores:
+            if _spec((glob,)).match_file(rel):
+                out |= codes
+        return out
+
+    def fingerprint(self) -> str:
+        """A stable digest of everything that changes a file's diagnostics (for cache keys)."""
+        canonical = {
+            "select": sorted(self.select) if self.select is not None else None,
+            "ignore": sorted(self.ignore),
+            "tables": {f.name: sorted(getattr(self.tables, f.name)) for f in fields(self.tables)},
+            "per_file_ignores": [[glob, sorted(codes)] for glob, codes in self.per_file_ignores],
+            "root": self.root if self.per_file_ignores else "",
+        }
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+    def with_options(self, select: Optional[Iterable[str]] = None,
+                     ignore: Optional[Iterable[str]] = None) -> "Config":
+        """Command-line options on top: --select and --ignore replace the configured lists.
+
+        (--exclude adds to the excludes; discovery takes it, relative to the working directory.)
+        """
+        changes: Dict[str, Any] = {}
+        if select is not None:
+            changes["select"] = frozenset(check_codes(select, "--select"))
+        if ignore is not None:
+            changes["ignore"] = frozenset(check_codes(ignore, "--ignore"))
+        return replace(self, **changes)
 
 
 DEFAULT_CONFIG = Config()
+
+
+def _matches(code: str, prefixes: Iterable[str]) -> bool:
+    return any(code.startswith(prefix) for prefix in prefixes)
+
+
+@functools.lru_cache(maxsize=256)
+def _spec(patterns: Tuple[str, ...]) -> pathspec.PathSpec:
+    return pathspec.GitIgnoreSpec.from_lines(patterns)
+
+
+def relative_to_root(path: str, root: str) -> str:
+    """The path relative to root, '/'-separated; outside root, the path as given."""
+    absolute = os.path.abspath(path)
+    base = os.path.abspath(root or os.getcwd())
+    try:
+        rel = os.path.relpath(absolute, base)
+    except ValueError:  # another drive on Windows
+        return Path(path).as_posix()
+    if rel == ".." or rel.startswith(".." + os.sep):
+        return Path(path).as_posix()
+    return Path(rel).as_posix()
+
+
+# --- loading ----------------------------------------------------------------
+
+def known_code(code: str) -> bool:
+    """A rule code or a prefix of one (`ZG`, `ZG00`, `ZG001`, `ZG9`)."""
+    from .rules import RULES_BY_CODE  # rules import recognise; keep config importable on its own
+
+    return any(full.startswith(code) for full in RULES_BY_CODE) or bool(TOOL_CODE.match(code))
+
+
+def check_codes(codes: Iterable[str], where: str) -> List[str]:
+    out = []
+    for code in codes:
+        upper = code.strip().upper()
+        if not upper or not known_code(upper):
+            raise ConfigError(f"{where}: unknown rule code {code!r}")
+        out.append(upper)
+    return out
+
+
+def find_config(start: Path) -> Optional[Path]:
+    """The nearest pyproject.toml with a [tool.zgcheck] table, from start upwards."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file() and _has_section(candidate):
+            return candidate
+    return None
+
+
+def _has_section(path: Path) -> bool:
+    try:
+        data = _read_toml(path)
+    except ConfigError:
+        # A broken pyproject.toml is only our business when it mentions us.
+        try:
+            return "tool.zgcheck" in path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    return isinstance(data.get("tool"), dict) and "zgcheck" in data["tool"]
+
+
+def _read_toml(path: Path) -> Dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+
+
+def load_config(path: Path) -> Config:
+    """The Config of one pyproject.toml (or any TOML file with a [tool.zgcheck] table)."""
+    data = _read_toml(path)
+    section = data.get("tool", {}).get("zgcheck", {}) if isinstance(data.get("tool"), dict) else {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.zgcheck] must be a table")
+    return config_from_table(section, path)
+
+
+def config_from_table(section: Dict[str, Any], path: Path) -> Config:
+    where = f"{path}: [tool.zgcheck]"
+    unknown = sorted(set(section) - set(KNOWN_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: {', '.join(KNOWN_KEYS)})")
+    changes: Dict[str, Any] = {"root": str(path.resolve().parent), "source": str(path)}
+    for key in CODE_KEYS:
+        if key in section:
+            changes[key] = frozenset(check_codes(_strings(section[key], key, where), f"{where} {key}"))
+    if "exclude" in section:
+        changes["exclude"] = tuple(_strings(section["exclude"], "exclude", where))
+    if "extend-exclude" in section:
+        changes["extend_exclude"] = tuple(_strings(section["extend-exclude"], "extend-exclude", where))
+    if "per-file-ignores" in section:
+        changes["per_file_ignores"] = _per_file_ignores(section["per-file-ignores"], where)
+    extra = {}
+    for key, table_field in TABLE_KEYS.items():
+        if key in section:
+            names = _strings(section[key], key, where)
+            for name in names:
+                if not IDENTIFIER.match(name):
+                    raise ConfigError(f"{where} {key}: {name!r} is not a (dotted) Python name")
+            extra[table_field] = names
+    if extra:
+        changes["tables"] = DEFAULT_TABLES.extend(**extra)
+    return replace(DEFAULT_CONFIG, **changes)
+
+
+def _strings(value: Any, key: str, where: str) -> List[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} {key}: expected a list of strings, got {_describe(value)}")
+    return list(value)
+
+
+def _per_file_ignores(value: Any, where: str) -> Tuple[Tuple[str, FrozenSet[str]], ...]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} per-file-ignores: expected a table of glob = [codes], got {_describe(value)}")
+    out = []
+    for glob, codes in value.items():
+        key = f"per-file-ignores {glob!r}"
+        out.append((glob, frozenset(check_codes(_strings(codes, key, where), f"{where} {key}"))))
+    return tuple(out)
+
+
+def _describe(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "a table"}
+    return f"{names.get(type(value), type(value).__name__)} ({value!r})"
+
+
+def resolve(config_path: Optional[str], paths: Sequence[str]) -> Config:
+    """--config PATH, or the nearest [tool.zgcheck] above the common parent of paths."""
+    if config_path:
+        path = Path(config_path)
+        if not path.is_file():
+            raise ConfigError(f"{config_path}: no such configuration file")
+        return load_config(path)
+    found = find_config(common_parent(paths))
+    if found is None:
+        return replace(DEFAULT_CONFIG, root=os.getcwd())
+    return load_config(found)
+
+
+def common_parent(paths: Sequence[str]) -> Path:
+    """The deepest directory holding every path (the working directory for none)."""
+    absolute = [os.path.abspath(p) for p in paths if p and p != "-"]
+    if not absolute:
+        return Path.cwd()
+    try:
+        common = Path(os.path.commonpath(absolute))
+    except ValueError:  # different drives
+        return Path.cwd()
+    while not common.is_dir() and common != common.parent:
+        common = common.parent
+    return common

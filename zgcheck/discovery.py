@@ -1,11 +1,24 @@
-"""Which files to check: paths, default excludes, .gitignore (nested), --exclude."""
+"""Which files to check: paths, default excludes, .gitignore (nested), excludes from config and CLI.
+
+Exclude patterns are gitignore-style: a pattern without a slash matches a
+name at any depth (`build`, `*_pb2.py`), one with a slash is anchored to the
+directory it is relative to (`src/legacy/`, `/setup.py`), `**` spans
+directories. Files named on the command line are always checked unless
+`--force-exclude` is given.
+
+`.gitignore` files are honoured as git does: every `.gitignore` from the
+file's directory up to the repository root (the directory holding `.git`)
+applies, a deeper file overrides a shallower one (so `!keep.py` in a nested
+`.gitignore` re-includes what the parent ignored), and `.git/info/exclude`
+counts as the shallowest. A file inside an ignored directory stays ignored.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pathspec
 
@@ -23,14 +36,32 @@ class DiscoveryError(Exception):
 
 @dataclass
 class Discovery:
-    excludes: Sequence[str] = ()  # gitignore-style patterns, relative to the project root
+    excludes: Sequence[str] = ()  # gitignore-style patterns, relative to root
     respect_gitignore: bool = True
     force_exclude: bool = False
     root: Path = field(default_factory=Path.cwd)
+    defaults: Optional[Sequence[str]] = None  # None: DEFAULT_EXCLUDES; config `exclude` replaces them
+    # More (directory, patterns) groups whose patterns are relative to their own
+    # directory: --exclude is relative to the working directory, the config's to its file.
+    extra: Sequence[Tuple[Path, Sequence[str]]] = ()
 
     def __post_init__(self):
-        self._exclude = pathspec.GitIgnoreSpec.from_lines(list(DEFAULT_EXCLUDES) + list(self.excludes))
+        defaults = DEFAULT_EXCLUDES if self.defaults is None else tuple(self.defaults)
+        self._groups: List[Tuple[Path, pathspec.PathSpec]] = [
+            (Path(self.root).resolve(), pathspec.GitIgnoreSpec.from_lines(list(defaults) + list(self.excludes)))]
+        for directory, patterns in self.extra:
+            if patterns:
+                self._groups.append((Path(directory).resolve(), pathspec.GitIgnoreSpec.from_lines(list(patterns))))
         self._gitignores: Dict[Path, Optional[pathspec.GitIgnoreSpec]] = {}
+
+    @classmethod
+    def for_config(cls, config, cli_excludes: Sequence[str] = (), respect_gitignore: bool = True,
+                   force_exclude: bool = False) -> "Discovery":
+        """Excludes from a Config (relative to its directory) plus --exclude (relative to the cwd)."""
+        root = Path(config.root) if config.root else Path.cwd()
+        return cls(excludes=tuple(config.extend_exclude), respect_gitignore=respect_gitignore,
+                   force_exclude=force_exclude, root=root, defaults=config.exclude,
+                   extra=[(Path.cwd(), tuple(cli_excludes))])
 
     def files(self, paths: Sequence[str]) -> List[str]:
         out: List[str] = []
@@ -39,8 +70,10 @@ class Discovery:
             if not path.exists():
                 raise DiscoveryError(f"{raw}: no such file or directory")
             if path.is_file():
-                if not self.force_exclude or not self.excluded(path):
+                if not self.force_exclude or not self.excluded(path, with_parents=True):
                     out.append(raw)
+                continue
+            if self.force_exclude and self.excluded(path, is_dir=True, with_parents=True):
                 continue
             out.extend(self._walk(path))
         return sorted(dict.fromkeys(out))
@@ -53,40 +86,78 @@ class Discovery:
                 if name.endswith(SUFFIXES) and not self.excluded(base / name):
                     yield str(base / name)
 
-    def excluded(self, path: Path, is_dir: bool = False) -> bool:
-        rel = _relative(path, self.root)
-        probe = rel + "/" if is_dir else rel
-        if self._exclude.match_file(probe) or self._exclude.match_file(path.name + ("/" if is_dir else "")):
+    def excluded(self, path: Path, is_dir: bool = False, with_parents: bool = False) -> bool:
+        """Whether an exclude pattern or .gitignore drops this path (or, with_parents, a directory above it)."""
+        if self._excluded_by_patterns(path, is_dir):
             return True
-        return self.respect_gitignore and self._ignored_by_git(path, is_dir)
+        if self.respect_gitignore and self._ignored_by_git(path, is_dir):
+            return True
+        if with_parents:
+            absolute = Path(os.path.abspath(path))
+            for parent in absolute.parents:
+                if parent == parent.parent:
+                    break
+                if self._excluded_by_patterns(parent, True) or (
+                        self.respect_gitignore and self._ignored_by_git(parent, True)):
+                    return True
+        return False
+
+    def _excluded_by_patterns(self, path: Path, is_dir: bool) -> bool:
+        suffix = "/" if is_dir else ""
+        for directory, spec in self._groups:
+            rel = _relative(path, directory)
+            if rel is None:  # outside the patterns' directory: only unanchored names can match
+                if spec.match_file(path.name + suffix):
+                    return True
+            elif rel != "." and spec.match_file(rel + suffix):
+                return True
+        return False
 
     def _ignored_by_git(self, path: Path, is_dir: bool) -> bool:
         absolute = path.resolve()
-        for parent in absolute.parents:
+        suffix = "/" if is_dir else ""
+        for parent in absolute.parents:  # nearest first: the deepest verdict wins
             spec = self._gitignore(parent)
             if spec is not None:
-                rel = absolute.relative_to(parent).as_posix() + ("/" if is_dir else "")
-                if spec.match_file(rel):
-                    return True
+                verdict = _verdict(spec, absolute.relative_to(parent).as_posix() + suffix)
+                if verdict is not None:
+                    return verdict
             if (parent / ".git").exists():
+                info = self._gitignore(parent / ".git" / "info", "exclude")
+                if info is not None:
+                    verdict = _verdict(info, absolute.relative_to(parent).as_posix() + suffix)
+                    if verdict is not None:
+                        return verdict
                 break
         return False
 
-    def _gitignore(self, directory: Path) -> Optional[pathspec.GitIgnoreSpec]:
-        if directory not in self._gitignores:
-            ignore = directory / ".gitignore"
+    def _gitignore(self, directory: Path, name: str = ".gitignore") -> Optional[pathspec.GitIgnoreSpec]:
+        key = directory / name
+        if key not in self._gitignores:
             spec = None
-            if ignore.is_file():
+            if key.is_file():
                 try:
-                    spec = pathspec.GitIgnoreSpec.from_lines(ignore.read_text(errors="replace").splitlines())
+                    spec = pathspec.GitIgnoreSpec.from_lines(key.read_text(errors="replace").splitlines())
                 except (OSError, ValueError):
                     spec = None
-            self._gitignores[directory] = spec
-        return self._gitignores[directory]
+            self._gitignores[key] = spec
+        return self._gitignores[key]
 
 
-def _relative(path: Path, root: Path) -> str:
+def _verdict(spec: pathspec.PathSpec, rel: str) -> Optional[bool]:
+    """True (ignored), False (re-included by a `!pattern`) or None (no pattern matched): last match wins."""
+    verdict = None
+    for pattern in spec.patterns:
+        if pattern.include is not None and pattern.match_file(rel) is not None:
+            verdict = pattern.include
+    return verdict
+
+
+def _relative(path: Path, root: Path) -> Optional[str]:
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
+        return Path(os.path.abspath(path)).relative_to(root).as_posix()
     except ValueError:
-        return path.as_posix()
+        try:
+            return path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            return None

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
-from typing import Callable, Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Union
+from urllib.parse import quote
 
-from .types import Applicability, Diagnostic
+from . import __version__
+from .notebook import NotebookSource
+from .types import Applicability, Diagnostic, Related, Span
 
-Sources = Dict[str, Optional[str]]  # path -> text, for showing the offending line
+# path -> text, for showing the offending line; a notebook's entry holds its cells.
+Sources = Dict[str, Union[None, str, NotebookSource]]
 
 
-def _where(d: Diagnostic) -> str:
+def _where(d: Union[Diagnostic, Related], span: Optional[Span] = None) -> str:
+    span = span or d.span
     cell = f"cell {d.cell}:" if d.cell else ""
-    return f"{d.path}:{cell}{d.span.start_line}:{d.span.start_col}"
+    return f"{d.path}:{cell}{span.start_line}:{span.start_col}"
 
 
 def _fix_marker(d: Diagnostic) -> str:
@@ -41,15 +48,19 @@ def format_text(diagnostics: Sequence[Diagnostic], sources: Sources, color: bool
     out: List[str] = []
     for d in diagnostics:
         out.append(f"{s(_where(d), '1')}: {s(d.code, '1;31')}{_fix_marker(d)} {d.message}")
-        line = _line(sources.get(d.path), d.span.start_line)
+        line = _line(_text_of(sources.get(d.path), d.cell), d.span.start_line)
         if line is not None:
-            width = len(str(d.span.end_line))
-            out.append(f"{' ' * width} |")
-            out.append(f"{d.span.start_line:>{width}} | {line}")
-            length = (d.span.end_col - d.span.start_col) if d.span.end_line == d.span.start_line else 1
-            out.append(f"{' ' * width} | {' ' * (d.span.start_col - 1)}{s('^' * max(1, length), '1;31')}")
+            width = len(str(d.span.start_line))
+            indent = len(line[:d.span.start_col - 1].expandtabs(4))
+            shown = line.expandtabs(4)
+            length = (d.span.end_col - d.span.start_col) if d.span.end_line == d.span.start_line else len(shown) - indent
+            gutter = s(" " * width + " |", "1;34")
+            number = s(f"{d.span.start_line:>{width}} |", "1;34")
+            out.append(gutter)
+            out.append(f"{number} {shown}")
+            out.append(f"{gutter} {' ' * indent}{s('^' * max(1, length), '1;31')}")
         for rel in d.related:
-            out.append(f"  {s('note', '1;36')}: {rel.message} at {rel.path}:{rel.span.start_line}:{rel.span.start_col}")
+            out.append(f"  {s('note', '1;36')}: {rel.message} at {_where(rel)}")
         for ev in d.evidence:
             out.append(f"  {s('evidence', '1;36')}: {ev}")
         if d.fix is not None:
@@ -59,12 +70,19 @@ def format_text(diagnostics: Sequence[Diagnostic], sources: Sources, color: bool
     return "\n".join(out) + ("\n" if out else "")
 
 
+def _text_of(source: Union[None, str, NotebookSource], cell: Optional[int]) -> Optional[str]:
+    if isinstance(source, NotebookSource):
+        return source.cells.get(cell) if cell else None
+    return source
+
+
 def _line(text: Optional[str], lineno: int) -> Optional[str]:
+    """The raw line (tabs kept, so columns still count characters)."""
     if text is None:
         return None
     lines = text.splitlines()
     if 1 <= lineno <= len(lines):
-        return lines[lineno - 1].expandtabs(4) if "\t" not in lines[lineno - 1][:1] else lines[lineno - 1]
+        return lines[lineno - 1]
     return None
 
 
@@ -89,7 +107,7 @@ def diagnostic_to_dict(d: Diagnostic) -> dict:
         "cell": d.cell,
         "location": _position(d.span.start_line, d.span.start_col),
         "end_location": _position(d.span.end_line, d.span.end_col),
-        "related": [{"message": r.message, "filename": r.path,
+        "related": [{"message": r.message, "filename": r.path, "cell": r.cell,
                      "location": _position(r.span.start_line, r.span.start_col),
                      "end_location": _position(r.span.end_line, r.span.end_col)} for r in d.related],
         "evidence": list(d.evidence),
@@ -113,11 +131,153 @@ def format_github(diagnostics: Sequence[Diagnostic], sources: Sources, color: bo
     """GitHub Actions workflow commands: one `::error` annotation per diagnostic."""
     out = []
     for d in diagnostics:
-        props = (f"title={_escape_property('zgcheck (' + d.code + ')')},file={_escape_property(d.path)},"
-                 f"line={d.span.start_line},col={d.span.start_col},"
-                 f"endLine={d.span.end_line},endColumn={d.span.end_col}")
-        out.append(f"::error {props}::{_escape_data(f'{d.code} {d.message}')}\n")
+        props = f"title={_escape_property('zgcheck (' + d.code + ')')},file={_escape_property(d.path)}"
+        message = f"{d.code} {d.message}"
+        if d.cell:  # GitHub shows the .ipynb's JSON: point at the line holding the cell's code
+            line = _json_line(sources, d)
+            props += f",line={line}" if line else ""
+            message = f"cell {d.cell}:{d.span.start_line}:{d.span.start_col}: {message}"
+        else:
+            props += (f",line={d.span.start_line},col={d.span.start_col},"
+                      f"endLine={d.span.end_line},endColumn={d.span.end_col}")
+        out.append(f"::error {props}::{_escape_data(message)}\n")
     return "".join(out)
+
+
+def _json_line(sources: Sources, d: Union[Diagnostic, Related], line: Optional[int] = None) -> Optional[int]:
+    source = sources.get(d.path)
+    if isinstance(source, NotebookSource) and d.cell:
+        return source.json_line(d.cell, line or d.span.start_line)
+    return None
+
+
+# --- SARIF 2.1.0 (GitHub code scanning) ------------------------------------
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://pypi.org/project/zgcheck/"
+# Tool diagnostics: code -> (name, description).
+TOOL_RULES = {
+    "ZG901": ("syntax-error", "The file cannot be parsed as Python; it is reported and the run goes on."),
+    "ZG902": ("undecodable-file", "The file's bytes do not decode in its declared encoding."),
+    "ZG903": ("unreadable-file", "The file cannot be read."),
+    "ZG904": ("invalid-notebook", "The notebook is not valid JSON or has no `cells` list (nbformat 4)."),
+    "ZG905": ("fix-not-applied", "A fix could not be applied or written to the file."),
+    "ZG999": ("internal-error", "zgcheck itself failed on this file (please report it); other files are still checked."),
+}
+
+
+def _sarif_rules(diagnostics: Sequence[Diagnostic]) -> List[dict]:
+    from .rules import ALL_RULES  # rules pull in the analysis tables; only SARIF needs them
+
+    out = []
+    for rule in ALL_RULES:
+        markdown = (f"## What it does\n{rule.what}\n\n## Why is this bad?\n{rule.why}\n\n"
+                    f"## Example\n```python\n{rule.example}```\n\n"
+                    f"## Use instead:\n```python\n{rule.use_instead}```\n\n## Fix safety\n{rule.fix_safety}\n")
+        text = (f"{rule.what}\n\nWhy is this bad? {rule.why}\n\nExample:\n{rule.example}\n"
+                f"Use instead:\n{rule.use_instead}")
+        out.append(_descriptor(rule.code, rule.name, rule.summary, rule.what, text, markdown))
+    known = {r.code for r in ALL_RULES}
+    tool = dict(TOOL_RULES)
+    for d in diagnostics:  # a code this table does not know yet still gets a descriptor
+        if d.code not in known and d.code not in tool:
+            tool[d.code] = (d.name, d.name.replace("-", " "))
+    for code in sorted(tool):
+        name, description = tool[code]
+        out.append(_descriptor(code, name, description, description, description, description))
+    return out
+
+
+def _descriptor(code: str, name: str, short: str, full: str, text: str, markdown: str) -> dict:
+    return {
+        "id": code,
+        "name": name,
+        "shortDescription": {"text": short},
+        "fullDescription": {"text": full},
+        "help": {"text": text, "markdown": markdown},
+        "helpUri": INFORMATION_URI,
+        "defaultConfiguration": {"level": "error"},
+        "properties": {"tags": ["correctness" if not code.startswith("ZG9") else "tool"]},
+    }
+
+
+def _artifact(path: str) -> dict:
+    """A URI relative to the working directory (%SRCROOT%), as GitHub code scanning wants."""
+    absolute = os.path.abspath(path)
+    rel = os.path.relpath(absolute, os.getcwd()) if not path.startswith("<") else path
+    if path.startswith("<") or not (rel == ".." or rel.startswith(".." + os.sep)):
+        return {"uri": quote(Path(rel).as_posix()), "uriBaseId": "%SRCROOT%"}
+    return {"uri": Path(absolute).as_uri()}
+
+
+def _region(span: Span) -> dict:
+    return {"startLine": span.start_line, "startColumn": span.start_col,
+            "endLine": span.end_line, "endColumn": max(span.end_col, 1)}
+
+
+def _sarif_location(sources: Sources, d: Union[Diagnostic, Related]) -> dict:
+    if d.cell:  # the artifact is the .ipynb's JSON: point at the lines that hold the cell's code
+        start = _json_line(sources, d, d.span.start_line)
+        end = _json_line(sources, d, d.span.end_line)
+        region = {"startLine": start, "endLine": max(end or start, start)} if start else {"startLine": 1}
+    else:
+        region = _region(d.span)
+    return {"physicalLocation": {"artifactLocation": _artifact(d.path), "region": region}}
+
+
+def _sarif_result(d: Diagnostic, index: int, sources: Sources) -> dict:
+    message = d.message if not d.cell else f"cell {d.cell}:{d.span.start_line}:{d.span.start_col}: {d.message}"
+    result = {
+        "ruleId": d.code,
+        "ruleIndex": index,
+        "level": "error",
+        "message": {"text": message},
+        "locations": [_sarif_location(sources, d)],
+    }
+    if d.cell:
+        result["properties"] = {"cell": d.cell, "cellRegion": _region(d.span)}
+    if d.related:
+        result["relatedLocations"] = [
+            dict(_sarif_location(sources, r), id=i,
+                 message={"text": r.message if not r.cell else f"cell {r.cell}: {r.message}"})
+            for i, r in enumerate(d.related, 1)]
+    if d.fix is not None and d.fix.edits and not d.cell:
+        result["fixes"] = [{
+            "description": {"text": d.fix.title},
+            "artifactChanges": [{
+                "artifactLocation": _artifact(d.path),
+                "replacements": [{
+                    "deletedRegion": {"startLine": e.start_line, "startColumn": e.start_col,
+                                      "endLine": e.end_line, "endColumn": e.end_col},
+                    "insertedContent": {"text": e.content},
+                } for e in d.fix.edits],
+            }],
+            "properties": {"applicability": d.fix.applicability.name.lower()},
+        }]
+    return result
+
+
+def format_sarif(diagnostics: Sequence[Diagnostic], sources: Sources, color: bool = False) -> str:
+    """A SARIF 2.1.0 log: rules with their documentation, one result per diagnostic."""
+    rules = _sarif_rules(diagnostics)
+    index = {rule["id"]: i for i, rule in enumerate(rules)}
+    log = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "zgcheck",
+                "version": __version__,
+                "semanticVersion": __version__,
+                "informationUri": INFORMATION_URI,
+                "rules": rules,
+            }},
+            "originalUriBaseIds": {"%SRCROOT%": {"uri": Path(os.getcwd()).as_uri().rstrip("/") + "/"}},
+            "columnKind": "unicodeCodePoints",
+            "results": [_sarif_result(d, index[d.code], sources) for d in diagnostics],
+        }],
+    }
+    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
 
 
 def format_statistics(diagnostics: Sequence[Diagnostic]) -> str:
@@ -134,4 +294,5 @@ FORMATTERS: Dict[str, Callable[..., str]] = {
     "concise": format_concise,
     "json": format_json,
     "github": format_github,
+    "sarif": format_sarif,
 }

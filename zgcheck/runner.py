@@ -9,9 +9,9 @@ import pickle
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
-from . import __version__, fixes
+from . import __version__, fixes, notebook
 from . import source as sourcemod
 from .checker import check_source, check_text
 from .config import Config
@@ -41,13 +41,23 @@ class FileResult:
     conflicts: int = 0
 
 
-def run(paths: Sequence[str], config: Config, mode: Mode, jobs: int) -> List[FileResult]:
+def run(paths: Sequence[str], config: Config, mode: Mode, jobs: int,
+        progress: Optional[Callable[[int], None]] = None) -> List[FileResult]:
+    """Results in the order of paths; progress(n) is told as each n files are done."""
+    tick = progress or (lambda n: None)
     if jobs <= 1 or len(paths) < PARALLEL_THRESHOLD:
-        return [process(p, config, mode) for p in paths]
+        out = []
+        for p in paths:
+            out.append(process(p, config, mode))
+            tick(1)
+        return out
     chunks = [list(paths[i::jobs * 4]) for i in range(jobs * 4)]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         results = pool.map(_process_chunk, chunks, [config] * len(chunks), [mode] * len(chunks))
-        merged = [r for chunk in results for r in chunk]
+        merged = []
+        for chunk in results:
+            merged.extend(chunk)
+            tick(len(chunk))
     order = {p: i for i, p in enumerate(paths)}
     return sorted(merged, key=lambda r: order[r.path])
 
@@ -63,7 +73,7 @@ def process(path: str, config: Config, mode: Mode) -> FileResult:
     except OSError as err:
         return FileResult(path, [sourcemod.tool_diagnostic(
             sourcemod.READ_ERROR, path, f"cannot read: {err.strerror or err}")])
-    if not sourcemod.may_hold_events(data):
+    if not sourcemod.may_hold_events(data, config.tables.backward_attrs):
         return FileResult(path)
     if mode.fix or mode.diff:
         return fix_source(path, data, config, mode)
@@ -71,6 +81,8 @@ def process(path: str, config: Config, mode: Mode) -> FileResult:
 
 
 def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool = True) -> FileResult:
+    if path.endswith(".ipynb"):
+        return fix_notebook(path, data, config, mode, write)
     decoded = sourcemod.decode(data, path)
     if isinstance(decoded, Diagnostic):
         return FileResult(path, [decoded] if config.is_selected(decoded.code) else [])
@@ -92,6 +104,45 @@ def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool =
         if error:
             result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {error}"))
             result.diagnostics = check_text(text, path, config)
+            result.fixed = 0
+    return result
+
+
+def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool = True) -> FileResult:
+    """Fix the notebook's virtual module; write back only the cells that changed."""
+    try:
+        text = notebook.decode(data)
+        source, mapping = notebook.virtual_source(text)
+    except notebook.NotebookError:
+        return FileResult(path, check_source(data, path, config))
+    outcome = fixes.fix_text(source, lambda t: check_text(t, path, config), unsafe=mode.unsafe)
+    result = FileResult(path, [notebook.map_diagnostic(d, mapping) for d in outcome.remaining],
+                        len(outcome.fixed), conflicts=len(outcome.conflicts))
+    if outcome.error:
+        result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {outcome.error}"))
+        return result
+    if not outcome.changed:
+        return result
+    try:
+        new_text = notebook.apply_fixed_source(text, outcome.text, mapping)
+    except notebook.NotebookError as err:
+        result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {err}"))
+        result.diagnostics = check_source(data, path, config)
+        result.fixed = 0
+        return result
+    new_mapping = notebook.virtual_source(new_text)[1]
+    result.diagnostics = [notebook.map_diagnostic(d, new_mapping) for d in outcome.remaining]
+    if mode.diff:
+        old_cells, new_cells = notebook.cell_sources(text), notebook.cell_sources(new_text)
+        result.diff = "".join("".join(difflib.unified_diff(
+            old_cells[i].splitlines(keepends=True), new_cells[i].splitlines(keepends=True),
+            f"{path}:cell {i}", f"{path}:cell {i}")) for i in sorted(old_cells) if old_cells[i] != new_cells[i])
+        return result
+    if write:
+        error = write_atomically(path, data, new_text.encode("utf-8"))
+        if error:
+            result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {error}"))
+            result.diagnostics = check_source(data, path, config)
             result.fixed = 0
     return result
 

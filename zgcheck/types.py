@@ -24,6 +24,7 @@ class Related:
     message: str
     path: str
     span: Span
+    cell: Optional[int] = None  # notebooks: the span is relative to this cell, as Diagnostic.cell
 
 
 class Applicability(enum.IntEnum):

@@ -1,0 +1,61 @@
+"""Shared by the CLI-level tests: a buggy and a clean training script, and a runner."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from click.testing import CliRunner
+
+from zgcheck.cli import main
+
+BUGGY = textwrap.dedent("""\
+    import torch
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for x in torch.randn(3, 4, 2):
+        loss = model(x).sum()
+        loss.backward()
+        optimizer.step()
+    """)
+CLEAN = BUGGY.replace("    loss = model", "    optimizer.zero_grad()\n    loss = model")
+
+
+def run(*args, input=None, env=None):
+    return CliRunner().invoke(main, ["check", "--no-cache", *args], input=input, env=env)
+
+
+def codes(result):
+    """(code, file name, row) of each diagnostic in a JSON report."""
+    return sorted((d["code"], d["filename"].replace("\\", "/").rsplit("/", 1)[-1], d["location"]["row"])
+                  for d in json.loads(result.stdout))
+
+
+def notebook(*cells, indent=1, **extra) -> str:
+    """An nbformat-4 notebook: each cell is source text (code) or ("markdown", text)."""
+    out = []
+    for cell in cells:
+        kind, text = cell if isinstance(cell, tuple) else ("code", cell)
+        lines = text.splitlines(keepends=True)
+        if lines and lines[-1].endswith("\n"):
+            lines[-1] = lines[-1][:-1]  # nbformat keeps no final newline
+        entry = {"cell_type": kind, "metadata": {}, "source": lines}
+        if kind == "code":
+            entry.update(execution_count=None, outputs=[])
+        out.append(entry)
+    data = {"cells": out, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                                      "name": "python3"}},
+            "nbformat": 4, "nbformat_minor": 5, **extra}
+    return json.dumps(data, indent=indent, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def readme_block(language: str, containing: str) -> str:
+    """The first fenced ```language block of README.md that contains the given text."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    for match in re.finditer(r"^```" + re.escape(language) + r"\n(.*?)^```", readme, re.S | re.M):
+        if containing in match.group(1):
+            return match.group(1)
+    raise AssertionError(f"README.md has no ```{language} block containing {containing!r}")

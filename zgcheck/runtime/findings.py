@@ -1,0 +1,125 @@
+"""Aggregates what the tracker observed into one Diagnostic per (code, path, line)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from zgcheck.runtime.sites import Site
+from zgcheck.types import Diagnostic, Related
+
+MISSING = ("ZG001", "missing-zero-grad")
+WIPED = ("ZG002", "zero-grad-before-step")
+
+# Parameters named in a diagnostic's evidence; the rest are counted.
+_MAX_NAMED = 8
+
+
+@dataclass
+class _Finding:
+    rule: Tuple[str, str]
+    site: Site
+    step: Site
+    backward: Optional[Site]
+    known_wiper: bool
+    count: int = 0
+    norm: float = math.nan  # the largest total magnitude seen at one occurrence
+    params: Dict[str, float] = field(default_factory=dict)  # name -> largest magnitude
+
+
+def _total(magnitudes: Sequence[Tuple[str, float]]) -> float:
+    return math.sqrt(sum(m * m for _, m in magnitudes))
+
+
+def _fmt(value: float) -> str:
+    return "unknown" if math.isnan(value) else f"{value:.3g}"
+
+
+def _where(site: Optional[Site]) -> str:
+    return f"`{site.text()}` (line {site.line})" if site is not None else "a backward"
+
+
+class Findings:
+    def __init__(self) -> None:
+        self._by_key: Dict[Tuple[str, str, int], _Finding] = {}
+
+    def add_stale(self, step: Site, leftovers: Sequence[Tuple[str, float]], backward: Optional[Site]) -> None:
+        """`step` applied `leftovers` (name, norm) that a previous step had already used."""
+        self._add(MISSING, step, step, backward, True, leftovers)
+
+    def add_wiped(
+        self, zero: Optional[Site], step: Site, wiped: Sequence[Tuple[str, float]], backward: Optional[Site]
+    ) -> None:
+        """`zero` (None when unknown) cleared gradients `backward` produced for `step`."""
+        self._add(WIPED, zero or step, step, backward, zero is not None, wiped)
+
+    def _add(self, rule, site, step, backward, known_wiper, magnitudes) -> None:
+        key = (rule[0],) + site.key
+        finding = self._by_key.get(key)
+        if finding is None:
+            finding = self._by_key[key] = _Finding(rule, site, step, backward, known_wiper)
+        finding.count += 1
+        total = _total(magnitudes)
+        if not math.isnan(total):
+            finding.norm = total if math.isnan(finding.norm) else max(finding.norm, total)
+        for name, magnitude in magnitudes:
+            old = finding.params.get(name, math.nan)
+            finding.params[name] = magnitude if math.isnan(old) else max(old, magnitude)
+
+    def diagnostics(self) -> Tuple[Diagnostic, ...]:
+        found = (_diagnostic(f) for f in self._by_key.values())
+        return tuple(sorted(found, key=Diagnostic.sort_key))
+
+
+def _message(f: _Finding) -> str:
+    n = len(f.params)
+    params = f"{n} parameter{'s' if n != 1 else ''}"
+    times = f", {f.count} times" if f.count > 1 else ""
+    if f.rule is MISSING:
+        return (
+            f"`{f.site.text()}` at runtime applied gradients left over from its previous step "
+            f"({params}, stale norm {_fmt(f.norm)}{times}): they were still there at {_where(f.backward)}"
+        )
+    if f.known_wiper:
+        return (
+            f"`{f.site.text()}` at runtime wiped the gradients {_where(f.backward)} produced "
+            f"before {_where(f.step)} could apply them ({params}, norm {_fmt(f.norm)}{times})"
+        )
+    return (
+        f"`{f.site.text()}` at runtime found the gradients {_where(f.backward)} produced already "
+        f"cleared ({params}, norm {_fmt(f.norm)}{times})"
+    )
+
+
+def _evidence(f: _Finding) -> Tuple[str, ...]:
+    what = "stale norm" if f.rule is MISSING else "wiped norm"
+    ranked = sorted(f.params.items(), key=lambda item: -item[1] if not math.isnan(item[1]) else 0.0)
+    lines: List[str] = [f"occurrences: {f.count}"]
+    lines += [f"{name}: {what} {_fmt(value)}" for name, value in ranked[:_MAX_NAMED]]
+    if len(ranked) > _MAX_NAMED:
+        lines.append(f"... and {len(ranked) - _MAX_NAMED} more parameters")
+    return tuple(lines)
+
+
+def _related(f: _Finding) -> Tuple[Related, ...]:
+    related: List[Related] = []
+    if f.backward is not None:
+        label = "backward that met the leftover gradients" if f.rule is MISSING else "backward whose gradients were lost"
+        related.append(Related(label, f.backward.path, f.backward.span))
+    if f.rule is WIPED and f.known_wiper:
+        related.append(Related("step that found them cleared", f.step.path, f.step.span))
+    return tuple(related)
+
+
+def _diagnostic(f: _Finding) -> Diagnostic:
+    code, name = f.rule
+    return Diagnostic(
+        code=code,
+        name=name,
+        message=_message(f),
+        path=f.site.path,
+        span=f.site.span,
+        related=_related(f),
+        evidence=_evidence(f),
+    )

@@ -1,0 +1,160 @@
+"""Installs the instrumentation on torch for the length of a `with` block, and
+removes every patch and hook on the way out."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import traceback
+from typing import Any, Callable, Iterator, List, Optional, Tuple
+
+import torch
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
+
+from zgcheck.runtime.tracker import Tracker
+
+_active: Optional["Instrumentation"] = None
+
+
+def _optimizer_params(optimizer) -> Iterator[torch.Tensor]:
+    for group in optimizer.param_groups:
+        yield from group["params"]
+
+
+def _closure(args: Tuple[Any, ...], kwargs: dict) -> Any:
+    # args holds the optimizer itself first.
+    return args[1] if len(args) > 1 else kwargs.get("closure")
+
+
+class Instrumentation:
+    """`with Instrumentation(tracker):` reports every backward, step and zero to it.
+
+    Errors raised by the tracker never reach the user's script: they are kept in
+    `errors` (formatted tracebacks) for the caller to report.
+    """
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self.errors: List[str] = []
+        self._local = threading.local()
+        self._patches: List[Tuple[object, str, object]] = []
+        self._handles: list = []
+
+    # -- install / uninstall ----------------------------------------------
+
+    def __enter__(self) -> "Instrumentation":
+        global _active
+        if _active is not None:
+            raise RuntimeError("zgcheck.runtime instrumentation is already installed")
+        _active = self
+        try:
+            self._install()
+        except BaseException:
+            self._uninstall()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._uninstall()
+
+    def _install(self) -> None:
+        self._patch(torch.Tensor, "backward", self._around_backward)
+        self._patch(torch.autograd, "backward", self._around_backward)
+        self._patch(torch.optim.Optimizer, "__init__", self._after_init)
+        self._patch(torch.optim.Optimizer, "zero_grad", self._around_zero(_optimizer_params, True))
+        self._patch(torch.nn.Module, "zero_grad", self._around_zero(lambda m: m.parameters(), False))
+        self._handles.append(register_optimizer_step_pre_hook(self._pre_step))
+        self._handles.append(register_optimizer_step_post_hook(self._post_step))
+
+    def _uninstall(self) -> None:
+        global _active
+        while self._handles:
+            self._handles.pop().remove()
+        while self._patches:
+            owner, name, original = self._patches.pop()
+            setattr(owner, name, original)
+        if _active is self:
+            _active = None
+
+    def _patch(self, owner: object, name: str, make: Callable[[Callable], Callable]) -> None:
+        original = getattr(owner, name)
+        setattr(owner, name, functools.wraps(original)(make(original)))
+        self._patches.append((owner, name, original))
+
+    # -- shared helpers ----------------------------------------------------
+
+    def _safely(self, fn: Callable, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception:
+            self.errors.append(traceback.format_exc())
+            return None
+
+    def _depth(self, name: str) -> int:
+        return getattr(self._local, name, 0)
+
+    def _enter(self, name: str, delta: int) -> None:
+        setattr(self._local, name, self._depth(name) + delta)
+
+    # -- wrappers ----------------------------------------------------------
+
+    def _around_backward(self, original: Callable) -> Callable:
+        # Tensor.backward calls torch.autograd.backward, and checkpointing runs
+        # backward inside backward: only the outermost call is an event.
+        def backward(*args: Any, **kwargs: Any) -> Any:
+            if self._depth("backward"):
+                return original(*args, **kwargs)
+            self._enter("backward", 1)
+            try:
+                token = self._safely(self.tracker.before_backward)
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    if token is not None:
+                        self._safely(self.tracker.after_backward, token)
+            finally:
+                self._enter("backward", -1)
+
+        return backward
+
+    def _around_zero(self, params_of: Callable, is_optimizer: bool) -> Callable[[Callable], Callable]:
+        def make(original: Callable) -> Callable:
+            def zero_grad(owner: Any, *args: Any, **kwargs: Any) -> Any:
+                if self._depth("zero"):
+                    return original(owner, *args, **kwargs)
+                self._enter("zero", 1)
+                try:
+                    if is_optimizer:
+                        self._safely(self.tracker.add_optimizer, owner)
+                    token = self._safely(self.tracker.before_zero, params_of(owner))
+                    try:
+                        return original(owner, *args, **kwargs)
+                    finally:
+                        if token is not None:
+                            self._safely(self.tracker.after_zero, token)
+                finally:
+                    self._enter("zero", -1)
+
+            return zero_grad
+
+        return make
+
+    def _after_init(self, original: Callable) -> Callable:
+        def __init__(optimizer: Any, *args: Any, **kwargs: Any) -> None:
+            original(optimizer, *args, **kwargs)
+            self._safely(self.tracker.add_optimizer, optimizer)
+
+        return __init__
+
+    # A step given a closure computes its gradients inside the step (LBFGS):
+    # judge it once the closure has run, i.e. after the step.
+    def _pre_step(self, optimizer: Any, args: Tuple[Any, ...], kwargs: dict) -> None:
+        if _closure(args, kwargs) is None:
+            self._safely(self.tracker.on_step, optimizer)
+
+    def _post_step(self, optimizer: Any, args: Tuple[Any, ...], kwargs: dict) -> None:
+        if _closure(args, kwargs) is not None:
+            self._safely(self.tracker.on_step, optimizer)

@@ -1,0 +1,271 @@
+"""Per-parameter gradient state, driven by the backward / step / zero events the
+hooks report. Decides *stale* (ZG001) and *wiped* (ZG002), see DESIGN.md §7.
+
+A parameter's gradient goes through these observations:
+- a step of one of its optimizers with a non-zero `.grad` marks it *consumed*;
+- seeing `.grad` None or all zero (at a backward, a zero call or a step) clears
+  *consumed* and *stale*;
+- a backward that finds it consumed and still non-zero marks it *stale*; the next
+  step that still finds it non-zero applied the leftover: ZG001 at that step;
+- a backward that leaves a non-zero gradient marks it *pending*; a zero call that
+  clears a pending gradient marks it *wiped* (remembering the call); a step that
+  finds a pending/wiped gradient None or zero lost it: ZG002 at the wiping call
+  (at the step when the clearing went unobserved, e.g. `p.grad = None`);
+- a later backward that reaches any parameter of an optimizer forgives the wipes
+  of that optimizer's parameters (discarding a bad batch is clean).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections import Counter
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import torch
+
+from zgcheck.runtime.findings import Findings
+from zgcheck.runtime.naming import ParamNamer
+from zgcheck.runtime.sites import Site, current_site, user_frame
+
+NONE, PENDING, WIPED = 0, 1, 2
+
+
+class _State:
+    __slots__ = (
+        "ref", "consumed", "stale", "stale_site", "pending", "pending_norm", "wiper",
+        "stale_reached", "backward_site", "nz_ref", "nz_version", "pre_grad", "pre_version",
+    )
+
+    def __init__(self, ref: weakref.ref) -> None:
+        self.ref = ref
+        self.consumed = False
+        self.stale: Optional[float] = None  # norm of the leftover found at a backward
+        self.stale_site: Optional[Site] = None
+        self.stale_reached = False  # whether stale_site is a backward that added to it
+        self.pending = NONE
+        self.pending_norm = math.nan
+        self.wiper: Optional[Site] = None
+        self.backward_site: Optional[Site] = None
+        # The grad tensor and version last verified non-zero: spares a pass over it.
+        self.nz_ref: Optional[weakref.ref] = None
+        self.nz_version = -1
+        # The grad before the running backward, to tell whether it reached us.
+        self.pre_grad: Optional[torch.Tensor] = None
+        self.pre_version = -1
+
+    def cleared(self) -> None:
+        self.consumed = False
+        self.stale = None
+        self.stale_site = None
+        if self.pending == PENDING:
+            self.pending = WIPED  # by something we did not see: the step reports it
+
+
+def _norm(grad: torch.Tensor) -> float:
+    try:
+        with torch.no_grad():
+            values = grad.coalesce().values() if grad.is_sparse else grad
+            return float(values.detach().float().norm())
+    except Exception:  # exotic tensor types: the magnitude is only evidence
+        return math.nan
+
+
+# Elements looked at first: a real gradient almost always shows a non-zero there,
+# which spares a full pass over the tensor.
+_SAMPLE = 4096
+
+
+def _values(grad: torch.Tensor) -> torch.Tensor:
+    return grad.coalesce().values() if grad.is_sparse else grad
+
+
+def _sample_nonzero(values: torch.Tensor) -> bool:
+    return values.is_contiguous() and bool(values.view(-1)[:_SAMPLE].any())
+
+
+def _any_nonzero(grad: torch.Tensor) -> bool:
+    try:
+        with torch.no_grad():
+            values = _values(grad)
+            if values.numel() == 0:
+                return False
+            if _sample_nonzero(values):
+                return True
+            low, high = torch.aminmax(values)  # several times faster than .any()
+            return bool(low != 0) or bool(high != 0)
+    except Exception:
+        try:
+            return bool(_values(grad).any())
+        except Exception:  # exotic tensor types: assume it holds something
+            return True
+
+
+def _zeroed(grad: Optional[torch.Tensor]) -> bool:
+    """After torch's own zero_grad ran over it: None, or zero unless a glance says otherwise."""
+    if grad is None:
+        return True
+    try:
+        with torch.no_grad():
+            return not _sample_nonzero(_values(grad))
+    except Exception:
+        return True
+
+
+Entry = Tuple[_State, torch.Tensor]
+
+
+class Tracker:
+    def __init__(self) -> None:
+        self.findings = Findings()
+        self.counts: Counter = Counter()
+        self._namer = ParamNamer()
+        self._optimizers: "weakref.WeakSet[torch.optim.Optimizer]" = weakref.WeakSet()
+        self._states: Dict[int, _State] = {}
+
+    # -- bookkeeping -------------------------------------------------------
+
+    def add_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self._optimizers.add(optimizer)
+
+    def _state(self, param: torch.Tensor) -> _State:
+        key = id(param)
+        state = self._states.get(key)
+        if state is None or state.ref() is not param:
+            def forget(ref, key=key, states=self._states):
+                if key in states and states[key].ref is ref:
+                    del states[key]
+            state = self._states[key] = _State(weakref.ref(param, forget))
+        return state
+
+    def _entries(self, params: Iterable[torch.Tensor]) -> List[Entry]:
+        seen = set()
+        out = []
+        for p in params:
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append((self._state(p), p))
+        return out
+
+    def _optimizer_entries(self, optimizer) -> List[Entry]:
+        return self._entries(p for group in optimizer.param_groups for p in group["params"])
+
+    def _nonzero(self, state: _State, grad: torch.Tensor) -> bool:
+        if state.nz_ref is not None and state.nz_ref() is grad and state.nz_version == grad._version:
+            return True
+        if _any_nonzero(grad):
+            state.nz_ref, state.nz_version = weakref.ref(grad), grad._version
+            return True
+        return False
+
+    def _observe(self, state: _State, grad: Optional[torch.Tensor]) -> bool:
+        """True when `grad` is non-zero; a None/zero grad clears the state."""
+        if grad is not None and self._nonzero(state, grad):
+            return True
+        state.cleared()
+        return False
+
+    # -- events ------------------------------------------------------------
+
+    def before_backward(self) -> Tuple[List[Tuple[object, List[Entry]]], Optional[Site]]:
+        self.counts["backward"] += 1
+        site = current_site()
+        groups = [(opt, self._optimizer_entries(opt)) for opt in list(self._optimizers)]
+        for state, param in self._unique(groups):
+            grad = param.grad
+            state.pre_grad = grad
+            state.pre_version = grad._version if grad is not None else -1
+            if grad is None:
+                state.cleared()
+            elif (state.consumed or state.stale is not None or state.pending) and self._observe(state, grad):
+                if state.consumed and state.stale is None:
+                    state.stale, state.stale_site, state.stale_reached = _norm(grad), site, False
+        return groups, site
+
+    def after_backward(self, token) -> None:
+        groups, site = token
+        reached = set()
+        for state, param in self._unique(groups):
+            grad, before = param.grad, state.pre_grad
+            state.pre_grad = None
+            if grad is None or (grad is before and grad._version == state.pre_version):
+                continue
+            if state.stale is not None and not state.stale_reached:
+                state.stale_site, state.stale_reached = site, True
+            if self._nonzero(state, grad):
+                reached.add(id(param))
+                state.pending, state.wiper, state.backward_site = PENDING, None, site
+        if not reached:
+            return
+        for _, entries in groups:
+            if any(id(p) in reached for _, p in entries):
+                for state, _ in entries:
+                    if state.pending == WIPED:
+                        state.pending, state.wiper = NONE, None
+
+    @staticmethod
+    def _unique(groups) -> List[Entry]:
+        seen = set()
+        out = []
+        for _, entries in groups:
+            for entry in entries:
+                if id(entry[1]) not in seen:
+                    seen.add(id(entry[1]))
+                    out.append(entry)
+        return out
+
+    def before_zero(self, params: Iterable[torch.Tensor]) -> List[Tuple[_State, torch.Tensor, float]]:
+        self.counts["zero"] += 1
+        watched = []
+        for param in params:
+            state = self._states.get(id(param))
+            if state is None or state.ref() is not param:
+                continue  # not a parameter of any optimizer
+            if state.pending == PENDING and param.grad is not None:
+                watched.append((state, param, _norm(param.grad)))
+            elif state.consumed or state.stale is not None:
+                watched.append((state, param, math.nan))
+        return watched
+
+    def after_zero(self, watched) -> None:
+        # torch's zero_grad leaves every grad it covers None or zero: no full pass.
+        site: Optional[Site] = None
+        for state, param, norm in watched:
+            if not _zeroed(param.grad):
+                continue
+            was_pending = state.pending == PENDING
+            state.cleared()
+            if was_pending:
+                if site is None:
+                    site = current_site()
+                state.wiper, state.pending_norm = site, norm
+
+    def on_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """The optimizer applies the parameters' current gradients now."""
+        self.counts["step"] += 1
+        self.add_optimizer(optimizer)
+        stale: List[Tuple[torch.Tensor, float, Optional[Site]]] = []
+        wiped: Dict[Optional[Site], List[Tuple[torch.Tensor, float, Optional[Site]]]] = {}
+        for state, param in self._optimizer_entries(optimizer):
+            grad = param.grad
+            nonzero = grad is not None and self._nonzero(state, grad)
+            if state.stale is not None and nonzero:
+                stale.append((param, state.stale, state.stale_site))
+            if state.pending and not nonzero:
+                wiped.setdefault(state.wiper, []).append((param, state.pending_norm, state.backward_site))
+            state.consumed = nonzero
+            state.stale, state.stale_site = None, None
+            state.pending, state.wiper, state.pending_norm = NONE, None, math.nan
+        if stale or wiped:
+            self._report(stale, wiped)
+
+    def _report(self, stale, wiped) -> None:
+        step = current_site() or Site("<unknown>", 0)
+        params = [p for p, _, _ in stale] + [p for found in wiped.values() for p, _, _ in found]
+        if not self._namer.knows_all(params):
+            self._namer.learn(user_frame())
+        name = self._namer.name
+        if stale:
+            self.findings.add_stale(step, [(name(p), m) for p, m, _ in stale], stale[0][2])
+        for zero, found in wiped.items():
+            self.findings.add_wiped(zero, step, [(name(p), m) for p, m, _ in found], found[0][2])

@@ -1,0 +1,108 @@
+"""Suppression comments: `# noqa`, `# noqa: ZG001`, `# zgcheck: ignore[ZG001]`, `# zgcheck: skip-file`.
+
+Comments are found with `tokenize`, so a `# noqa` inside a string does not
+count, and only for files that have diagnostics. A diagnostic is suppressed by
+a directive on its first line, on the last line of its span, or on the last
+line of the logical line (statement) it starts in, so a call spread over
+several lines can carry its `# noqa` after the closing parenthesis. Codes are
+matched as prefixes, as `--select` does (`# noqa: ZG0` covers ZG001 and ZG002).
+Tool diagnostics (ZG9xx: unparseable, unreadable files) cannot be silenced by
+`noqa`; `# zgcheck: skip-file` drops every diagnostic of the file.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tokenize
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, List, Optional, Sequence
+
+from .types import Diagnostic
+
+# flake8's grammar: codes after `noqa:` separated by commas or spaces; anything
+# else after `noqa` (or no codes at all) makes it a blanket noqa.
+NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
+IGNORE = re.compile(r"#\s*zgcheck:\s*ignore\b(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
+SKIP_FILE = re.compile(r"#\s*zgcheck:\s*skip-file\b", re.IGNORECASE)
+CODE = re.compile(r"[A-Z]+[0-9]*", re.IGNORECASE)
+
+ALL = None  # a directive without codes
+
+
+@dataclass
+class Directives:
+    """Suppressions by line: None for every code, else the codes (prefixes) named."""
+
+    by_line: Dict[int, Optional[FrozenSet[str]]] = field(default_factory=dict)
+    logical_end: Dict[int, int] = field(default_factory=dict)  # line -> last line of its statement
+    skip_file: bool = False
+
+    def add(self, line: int, codes: Optional[FrozenSet[str]]) -> None:
+        if line in self.by_line:
+            old = self.by_line[line]
+            codes = None if old is None or codes is None else old | codes
+        self.by_line[line] = codes
+
+    def suppresses(self, d: Diagnostic) -> bool:
+        lines = {d.span.start_line, d.span.end_line, self.logical_end.get(d.span.start_line, d.span.start_line)}
+        for line in lines:
+            if line not in self.by_line:
+                continue
+            codes = self.by_line[line]
+            if codes is None or any(d.code.startswith(c) for c in codes):
+                return True
+        return False
+
+
+def suppressible(code: str) -> bool:
+    return not code.startswith("ZG9")
+
+
+def scan(text: str) -> Directives:
+    """Every suppression directive in the comments of text."""
+    found = Directives()
+    start = None  # first line of the current logical line
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if start is None and tok.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT,
+                                                  tokenize.DEDENT, tokenize.ENCODING):
+                start = tok.start[0]
+            if tok.type == tokenize.COMMENT:
+                _parse_comment(tok.string, tok.start[0], found)
+            elif tok.type == tokenize.NEWLINE and start is not None:
+                for line in range(start, tok.end[0] + 1):
+                    found.logical_end[line] = tok.end[0]
+                start = None
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        # Unparseable text: comment lines still count for skip-file.
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if line.lstrip().startswith("#") and SKIP_FILE.search(line):
+                found.skip_file = True
+    return found
+
+
+def _parse_comment(comment: str, line: int, found: Directives) -> None:
+    if SKIP_FILE.search(comment):
+        found.skip_file = True
+    for match in NOQA.finditer(comment):
+        codes = match.group("codes")
+        found.add(line, frozenset(c.upper() for c in CODE.findall(codes)) if codes else ALL)
+    for match in IGNORE.finditer(comment):
+        codes = match.group("codes")
+        named = frozenset(c.upper() for c in CODE.findall(codes or ""))
+        found.add(line, named if named else ALL)
+
+
+def apply(diagnostics: Sequence[Diagnostic], text: str) -> List[Diagnostic]:
+    """The diagnostics that no comment in text suppresses."""
+    if not diagnostics:
+        return list(diagnostics)
+    directives = scan(text)
+    if directives.skip_file:
+        return []
+    return [d for d in diagnostics if not (suppressible(d.code) and directives.suppresses(d))]
+
+
+def skips_file(text: str) -> bool:
+    return scan(text).skip_file
