@@ -18,7 +18,8 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from . import cfg as cfgmod
-from . import dataflow, recognise
+from . import conditions, recognise
+from .engine import RootRun
 from .recognise import Binding, Tables
 from .rules import ALL_RULES, Finding, Rule, Site
 from .source import ParsedSource
@@ -46,6 +47,7 @@ class Unit:
     params: Tuple[str, ...]
     cls: Optional[str]
     parent: Optional["Unit"] = None  # enclosing unit, for closures
+    path: str = ""  # the file the unit is in
     nested: Dict[str, "Unit"] = field(default_factory=dict)
     bindings: Dict[str, Binding] = field(default_factory=dict)
     graph: Optional[cfgmod.CFG] = None
@@ -88,12 +90,13 @@ class ModuleAnalysis:
         self.methods: Dict[Tuple[str, str], Unit] = {}
         self.units: List[Unit] = []
         self.called: Set[str] = set()
+        self.max_depth = MAX_DEPTH
         self._collect()
 
     # -- units -------------------------------------------------------------
     def _collect(self) -> None:
         module = self.parsed.module
-        top = Unit("<module>", module, module.body, (), None)
+        top = Unit("<module>", module, module.body, (), None, path=self.path)
         self.module_bindings = recognise.collect_bindings(module, self.tables)
         top.bindings = self.module_bindings
         self.units.append(top)
@@ -142,7 +145,7 @@ class ModuleAnalysis:
     def _unit(self, node: cst.FunctionDef, name: str, cls: Optional[str], parent: Optional[Unit]) -> Unit:
         params = tuple(p.name.value for p in (*node.params.posonly_params, *node.params.params))
         unit = Unit(name, node, node.body.body if isinstance(node.body, cst.IndentedBlock) else [node.body],
-                    params, cls, parent)
+                    params, cls, parent, path=self.path)
         unit.bindings = recognise.collect_bindings(node, self.tables)
         for stmt in _flatten_top(unit.body):
             if isinstance(stmt, cst.FunctionDef) and stmt in self.relevant:
@@ -158,9 +161,14 @@ class ModuleAnalysis:
             u = u.parent
         if unit.cls:
             names.update(f"self.{m}" for (c, m) in self.methods if c == unit.cls)
+        u = unit
+        while u is not None:  # names bound to functools.partial(helper, ...)
+            names.update(n for n, b in u.bindings.items() if b.kind == "partial")
+            u = u.parent
+        names.update(n for n, b in self.module_bindings.items() if b.kind == "partial")
         return frozenset(names)
 
-    def _graph(self, unit: Unit, implicit_loop: bool = False):
+    def graph(self, unit: Unit, implicit_loop: bool = False):
         """The unit's CFG and the events of each node (cached unless an implicit loop)."""
         if unit.graph is None or implicit_loop:
             graph = cfgmod.build(unit.body, lambda loop: recognise.zero_loop_target(loop) is not None,
@@ -248,18 +256,31 @@ class ModuleAnalysis:
                 return [("S", target), ("Z", {target.key})]  # DeepSpeed clears its own gradients
             if self.is_optimizer(target):
                 out = []
-                closure = self._callee(event.closure, scope) if event.closure else None
-                if closure is not None:
-                    out.append(("CALL", (closure, (), (), scope)))
+                if event.closure:
+                    call = self._call(event.closure, event.closure_args, event.closure_kwargs, scope)
+                    if call is not None:
+                        out.append(("CALL", call))
                 return out + [("S", target)]
             return []
         if kind is EventKind.ZERO:
             return [("Z", self._zeroed(event, scope))]
         if kind is EventKind.CALL:
-            callee = self._callee(event.target, scope)
-            if callee is not None:
-                return [("CALL", (callee, event.args, event.kwargs, scope))]
+            call = self._call(event.target, event.args, event.kwargs, scope)
+            if call is not None:
+                return [("CALL", call)]
         return []
+
+    def _call(self, name: str, args, kwargs, scope: Scope):
+        """(callee, args, kwargs, caller scope) for a call of name, through functools.partial."""
+        callee = self._callee(name, scope)
+        if callee is not None:
+            return callee, tuple(args), tuple(kwargs), scope
+        binding = self.lookup(name, scope.unit)
+        if binding is not None and binding.kind == "partial":
+            callee = self._callee(binding.alias, scope)
+            if callee is not None:
+                return callee, binding.args + tuple(args), binding.kwargs + tuple(kwargs), scope
+        return None
 
     def _callee(self, name: str, scope: Scope) -> Optional[Unit]:
         u: Optional[Unit] = scope.unit
@@ -296,7 +317,7 @@ class ModuleAnalysis:
             return {}
         seen = seen | {unit.name}
         if events is None:
-            events = self._graph(unit)[1]
+            events = self.graph(unit)[1]
         found: Dict[str, Target] = {}
         for node_events in events.values():
             for event in node_events:
@@ -304,11 +325,11 @@ class ModuleAnalysis:
                     if action == "S":
                         found.setdefault(payload.key, payload)
                     elif action == "CALL":
-                        for key, target in self.optimizers_in(payload[0], self._bind(payload, scope), seen).items():
+                        for key, target in self.optimizers_in(payload[0], self.bind(payload, scope), seen).items():
                             found.setdefault(key, target)
         return found
 
-    def _bind(self, payload, scope: Scope) -> Scope:
+    def bind(self, payload, scope: Scope) -> Scope:
         callee, args, kwargs, caller = payload
         params = list(callee.params)
         if callee.cls and params and params[0] in ("self", "cls"):
@@ -319,14 +340,45 @@ class ModuleAnalysis:
 
     def analyse_root(self, unit: Unit, implicit_loop: bool = False) -> List[Finding]:
         scope = Scope(unit, (), 0, (unit.name,))
-        graph, events = self._graph(unit, implicit_loop)
-        run = _Run(self, self.optimizers_in(unit, scope, set(), events))
-        ins, _ = dataflow.solve(graph, lambda node, facts: run.transfer(node, facts, scope, events))
-        findings: List[Finding] = []
-        run.report = findings.append
-        for node_id, facts in ins.items():
-            run.transfer(graph.nodes[node_id], facts, scope, events)
-        return findings
+        graph, events = self.graph(unit, implicit_loop)
+        run = RootRun(self, self.optimizers_in(unit, scope, set(), events), scope)
+        return run.run(graph, events, scope)
+
+    # -- conditions (for correlated branches) ---------------------------------
+    def conditions_in(self, unit: Unit, scope: Scope, seen: Set[str]):
+        """Every simple `if` condition in unit and its callees, keyed in the root's terms."""
+        if unit.name in seen or scope.depth > MAX_DEPTH:
+            return
+        seen = seen | {unit.name}
+        graph, events = self.graph(unit)
+        for node in graph.nodes:
+            if node.branch is not None and node.branch[1]:
+                expr, _ = conditions.split_not(node.branch[0])
+                cond = conditions.condition(expr, lambda name: self.cond_name(name, scope))
+                if cond is not None:
+                    yield cond
+        for node_events in events.values():
+            for event in node_events:
+                for action, payload in self.actions(event, scope):
+                    if action == "CALL":
+                        yield from self.conditions_in(payload[0], self.bind(payload, scope), seen)
+
+    def cond_name(self, name: str, scope: Scope) -> str:
+        """A name in a condition, in the root's terms: parameters replaced by their
+        arguments, a helper's own locals prefixed with the helper's name."""
+        root = name.split(".", 1)[0]
+        if scope.arg(root) is not None:
+            return self.resolve(name, scope).key
+        unit = scope.unit
+        local = root in unit.params or any(k.split(".", 1)[0] == root for k in unit.bindings)
+        if scope.depth > 0 and local and root != "self":
+            return f"{unit.name}:{name}"
+        return name
+
+    def literal_of(self, name: str, scope: Scope):
+        if scope.arg(name.split(".", 1)[0]) is None:
+            return conditions.NOT_LITERAL
+        return conditions.literal_from_text(self.resolve(name, scope).key)
 
     def run(self) -> List[Finding]:
         self._note_calls()
@@ -339,113 +391,12 @@ class ModuleAnalysis:
 
     def _note_calls(self) -> None:
         for unit in list(self.units):
-            for events in self._graph(unit)[1].values():
+            for events in self.graph(unit)[1].values():
                 for event in events:
                     if event.kind is EventKind.CALL:
                         callee = self._callee(event.target, Scope(unit))
                         if callee is not None:
                             self.called.add(callee.name)
-
-
-class _Run:
-    """One root's dataflow: transfer functions over facts, through helpers."""
-
-    def __init__(self, analysis: ModuleAnalysis, optimizers: Dict[str, Target]):
-        self.a = analysis
-        # An optimizer built from several modules' parameters is tracked per module
-        # ("opt@model.body"), so zeroing one of them leaves the others' facts alone.
-        self.parts: Dict[str, Tuple[str, ...]] = {}
-        self.part_module: Dict[str, str] = {}
-        for key, target in optimizers.items():
-            self._parts(key, target)
-        self.report = None  # set for the final, reporting pass
-        self.cache: Dict[tuple, frozenset] = {}
-
-    def _parts(self, key: str, target: Optional[Target] = None) -> Tuple[str, ...]:
-        if key not in self.parts:
-            tied = ()
-            if target is not None and target.binding is not None and target.binding.kind == "optimizer":
-                tied = tuple(dict.fromkeys(target.modules))
-            if len(tied) > 1:
-                self.parts[key] = tuple(f"{key}@{m}" for m in tied)
-                self.part_module.update(zip(self.parts[key], tied))
-            else:
-                self.parts[key] = (key,)
-                if tied:
-                    self.part_module[key] = tied[0]
-        return self.parts[key]
-
-    @property
-    def universe(self):
-        return [p for parts in self.parts.values() for p in parts]
-
-    def transfer(self, node, facts, scope: Scope, events) -> frozenset:
-        for event in events.get(node.id, ()):
-            facts = self.apply(event, facts, scope)
-        return facts
-
-    def apply(self, event: Event, facts, scope: Scope) -> frozenset:
-        site = Site(self.a.path, event.span, event.text, scope.depth == 0)
-        for action, payload in self.a.actions(event, scope):
-            if action == "B":
-                for rule in self.a.rules:
-                    facts = rule.on_backward(facts, site, self.universe)
-            elif action == "S":
-                key = payload.key
-                step_site = Site(site.path, site.span, site.text, site.root, key)
-                report = self._reporter(key)
-                for part in self._parts(key, payload):
-                    for rule in self.a.rules:
-                        facts = rule.on_step(facts, part, step_site, report)
-            elif action == "Z":
-                covered = self._covered(payload, facts)
-                for rule in self.a.rules:
-                    facts = rule.on_zero(facts, covered, site)
-            elif action == "CALL":
-                facts = self.call(payload, facts, scope)
-        return facts
-
-    def _reporter(self, key: str):
-        if self.report is None:
-            return _ignore
-        return lambda finding: self.report(replace(finding, optimizer=key))
-
-    def _covered(self, zeroed, facts) -> Set[str]:
-        known = set(self.universe) | {f[2] for f in facts if len(f) > 2 and isinstance(f[2], str)}
-        if zeroed is None:
-            return known
-        if isinstance(zeroed, set):
-            return {part for key in zeroed for part in self._parts(key)}
-        _, modules = zeroed
-        out = set()
-        for part in known:
-            tied = self.part_module.get(part)
-            # A module zero covers the parameters of that module and its submodules;
-            # an optimizer that nothing ties to a module is taken to be covered.
-            if tied is None or any(tied == m or tied.startswith(m + ".") for m in modules):
-                out.add(part)
-        return out
-
-    def call(self, payload, facts, scope: Scope) -> frozenset:
-        callee = payload[0]
-        if callee.name in scope.stack or scope.depth >= MAX_DEPTH:
-            return facts
-        inner = self.a._bind(payload, scope)
-        key = (callee.name, inner.args, facts, self.report is not None)
-        if key in self.cache and self.report is None:
-            return self.cache[key]
-        graph, events = self.a._graph(callee)
-        ins, outs = dataflow.solve(graph, lambda node, f: self.transfer(node, f, inner, events), facts)
-        if self.report is not None:
-            for node_id, node_facts in ins.items():
-                self.transfer(graph.nodes[node_id], node_facts, inner, events)
-        result = outs.get(graph.exit, frozenset())
-        self.cache[key] = result
-        return result
-
-
-def _ignore(_finding: Finding) -> None:
-    pass
 
 
 def _function_defs(body: Sequence[cst.CSTNode]):

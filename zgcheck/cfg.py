@@ -12,7 +12,7 @@ handler intercepts the exception first.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
@@ -27,6 +27,10 @@ class Node:
     kind: str
     item: Optional[cst.CSTNode] = None  # what is evaluated here (events are found in it)
     succs: List[int] = field(default_factory=list)
+    # On the two synthetic nodes after an `if` test: (the test, which way it went).
+    branch: Optional[Tuple[cst.BaseExpression, bool]] = None
+    # On a `for`/`with` header: the statement, whose targets it assigns.
+    owner: Optional[cst.CSTNode] = None
 
 
 @dataclass
@@ -168,13 +172,16 @@ class _Builder:
     def visit_If(self, node: cst.If, cur: int) -> int:
         test = self.then(cur, "test", node.test)
         after = self.new("join")
-        self.edge(self.suite(node.body, self.then(test, "then")), after)
+        taken, not_taken = self.then(test, "then"), self.then(test, "else")
+        self.nodes[taken].branch = (node.test, True)
+        self.nodes[not_taken].branch = (node.test, False)
+        self.edge(self.suite(node.body, taken), after)
         if node.orelse is None:
-            self.edge(test, after)
+            self.edge(not_taken, after)
         elif isinstance(node.orelse, cst.If):
-            self.edge(self.visit_If(node.orelse, self.then(test, "else")), after)
+            self.edge(self.visit_If(node.orelse, not_taken), after)
         else:
-            self.edge(self.suite(node.orelse.body, self.then(test, "else")), after)
+            self.edge(self.suite(node.orelse.body, not_taken), after)
         return after
 
     def _loop(self, head: int, body: cst.BaseSuite, orelse, infinite: bool) -> int:
@@ -197,11 +204,13 @@ class _Builder:
         if self.is_zero_loop(node):
             return self.then(cur, "zero-loop", node)
         head = self.then(cur, "for", node.iter)
+        self.nodes[head].owner = node
         return self._loop(head, node.body, node.orelse, False)
 
     def visit_With(self, node: cst.With, cur: int) -> Optional[int]:
         for item in node.items:
             cur = self.then(cur, "with", item.item)
+            self.nodes[cur].owner = item
         return self.suite(node.body, cur)
 
     def visit_Match(self, node: cst.Match, cur: int) -> int:

@@ -29,8 +29,14 @@ OPTIMIZER_CLASSES = frozenset({
     "DeepSpeedCPUAdam", "Adafactor", "AdaBelief", "Ranger", "RangerLars",
     "Lookahead", "Novograd", "NovoGrad", "MADGRAD", "Shampoo", "SophiaG",
     "Prodigy", "ScheduleFreeAdamW", "AdamWScheduleFree", "SGDScheduleFree",
-    "ZeroRedundancyOptimizer", "DistributedOptimizer", "LARS", "Adan", "AdamP", "SGDP",
+    "ZeroRedundancyOptimizer", "LARS", "Adan", "AdamP", "SGDP",
 })
+# Optimizers whose gradients live in a distributed-autograd context, created
+# afresh per iteration: nothing to zero, so their steps are not S events.
+CONTEXT_OPTIMIZERS = frozenset({"DistributedOptimizer"})
+# Receivers of `.backward(...)` that write into such a context, not `.grad`.
+CONTEXT_BACKWARDS = frozenset({"dist_autograd", "torch.distributed.autograd", "distributed.autograd"})
+PARTIAL_CALLS = frozenset({"partial", "functools.partial"})
 OPTIMIZER_FACTORIES = frozenset({
     "create_optimizer", "build_optimizer", "get_optimizer", "make_optimizer",
     "create_optimizer_v2", "init_optimizer", "setup_optimizer", "configure_optimizer",
@@ -115,9 +121,25 @@ def module_receivers(node: cst.CSTNode) -> List[str]:
 
 @dataclass(frozen=True)
 class Binding:
-    kind: str  # optimizer | engine | scheduler | scaler | config | params | other
+    kind: str  # optimizer | engine | scheduler | scaler | config | params | partial | context | other
     modules: Tuple[str, ...] = ()  # modules whose parameters an optimizer/params holds
-    alias: str = ""  # for `a = b`: the text of b
+    alias: str = ""  # for `a = b`: the text of b; for a partial: the wrapped function
+    args: Tuple[str, ...] = ()  # for a partial: the arguments it binds
+    kwargs: Tuple[Tuple[str, str], ...] = ()
+
+
+def partial_parts(call: cst.Call, text_of=None):
+    """(function, positional texts, keyword texts) of `functools.partial(f, ...)`, else None."""
+    if callee_name(call) not in PARTIAL_CALLS or not call.args or call.args[0].keyword is not None:
+        return None
+    text_of = text_of or (lambda node: dotted(node) or cst.Module([]).code_for_node(node))
+    func = dotted(call.args[0].value)
+    if func is None:
+        return None
+    rest = call.args[1:]
+    args = tuple(text_of(a.value) for a in rest if a.keyword is None and not a.star)
+    kwargs = tuple((a.keyword.value, text_of(a.value)) for a in rest if a.keyword is not None)
+    return func, args, kwargs
 
 
 def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
@@ -125,8 +147,13 @@ def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
         name = callee_name(value)
         last = leaf(name)
         lowered = name.lower()
+        if last in CONTEXT_OPTIMIZERS:
+            return Binding("context")
         if last in tables.optimizer_classes or last in tables.optimizer_factories:
             return Binding("optimizer", tuple(module_receivers(value)))
+        parts = partial_parts(value)
+        if parts is not None:
+            return Binding("partial", alias=parts[0], args=parts[1], kwargs=parts[2])
         if last in SCALER_CLASSES:
             return Binding("scaler")
         if any(h in lowered for h in SCHEDULER_HINTS) or last.endswith("LR"):
@@ -308,9 +335,17 @@ class EventFinder(cst.CSTVisitor):
             attr = func.attr.value
             receiver = dotted(func.value) or self.text_of(func.value)
             if attr in self.tables.backward_attrs:
+                if receiver in CONTEXT_BACKWARDS:
+                    return None
                 return make(EventKind.BACKWARD, receiver)
             if attr == "step":
-                closure = args[0] if args else dict(kwargs).get("closure", "")
+                closure_node = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "closure"),
+                                    None)
+                parts = partial_parts(closure_node, self.text_of) if isinstance(closure_node, cst.Call) else None
+                if parts is not None:
+                    return make(EventKind.STEP, receiver, closure=parts[0], closure_args=parts[1],
+                                closure_kwargs=parts[2])
+                closure = self.text_of(closure_node) if closure_node is not None else ""
                 return make(EventKind.STEP, receiver, closure=closure)
             if attr in STEP_FUNCTIONS and args:
                 return make(EventKind.STEP, args[0], target_kind=TargetKind.OPTIMIZER)

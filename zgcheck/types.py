@@ -98,5 +98,8 @@ class Event:
     # For CALL: positional and keyword argument texts, for binding parameters.
     args: Tuple[str, ...] = ()
     kwargs: Tuple[Tuple[str, str], ...] = ()
-    # For STEP with a closure argument: the closure's name or lambda id.
+    # For STEP with a closure argument: the closure's name, and for
+    # `functools.partial(f, *a, **k)` the arguments it binds.
     closure: str = ""
+    closure_args: Tuple[str, ...] = ()
+    closure_kwargs: Tuple[Tuple[str, str], ...] = ()
