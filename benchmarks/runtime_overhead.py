@@ -91,6 +91,20 @@ class _SelfTime:
         return timed
 
 
+def _checked(variant: str, options) -> tuple:
+    from zgcheck.runtime import run_script
+
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
+        out = tmp.name
+    argv = ["--worker", variant, str(options.steps), str(options.width), str(options.batch), out]
+    result = run_script(os.path.abspath(__file__), argv)
+    assert result.exit_code == 0 and not result.internal_errors, result
+    with open(out) as f:
+        times = [tuple(t) for t in json.load(f)]
+    os.unlink(out)
+    return result, times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=50)
@@ -103,7 +117,6 @@ def main() -> None:
     torch.set_num_threads(options.threads)
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from zgcheck.runtime import run_script
     from zgcheck.runtime.tracker import Tracker
 
     self_time = _SelfTime()
@@ -119,16 +132,14 @@ def main() -> None:
     for variant in options.variants.split(","):
         plain, checked, verdict = [], [], ""
         self_time.total, counted = 0.0, 0
-        for _ in range(options.repeats):
-            plain += train(variant, options.steps, options.width, options.batch)
-            with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
-                out = tmp.name
-            argv = ["--worker", variant, str(options.steps), str(options.width), str(options.batch), out]
-            result = run_script(os.path.abspath(__file__), argv)
-            assert result.exit_code == 0 and not result.internal_errors, result
-            with open(out) as f:
-                checked += [tuple(t) for t in json.load(f)]
-            os.unlink(out)
+        for repeat in range(options.repeats):
+            # Alternate which one runs first so that warm caches favour neither.
+            if repeat % 2 == 0:
+                plain += train(variant, options.steps, options.width, options.batch)
+            result, times = _checked(variant, options)
+            checked += times
+            if repeat % 2 == 1:
+                plain += train(variant, options.steps, options.width, options.batch)
             counted += options.steps + WARMUP
             verdict = ",".join(f"{d.code}@{d.span.start_line}" for d in result.diagnostics) or "clean"
         pw, cw = (statistics.median(t[0] for t in runs) * 1e3 for runs in (plain, checked))

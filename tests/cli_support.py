@@ -49,13 +49,27 @@ def notebook(*cells, indent=1, **extra) -> str:
     return json.dumps(data, indent=indent, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def readme_block(language: str, containing: str) -> str:
-    """The first fenced ```language block of README.md that contains the given text."""
-    import re
+def readme_blocks():
+    """(language, body) of every fenced block in README.md, in order."""
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    for match in re.finditer(r"^```" + re.escape(language) + r"\n(.*?)^```", readme, re.S | re.M):
-        if containing in match.group(1):
-            return match.group(1)
+    blocks, language, body = [], None, []
+    for line in readme.splitlines(keepends=True):
+        if line.startswith("```"):
+            if language is None:
+                language, body = line[3:].strip(), []
+            else:
+                blocks.append((language, "".join(body)))
+                language = None
+        elif language is not None:
+            body.append(line)
+    return blocks
+
+
+def readme_block(language: str, containing: str) -> str:
+    """The first fenced ```language block of README.md that contains the given text."""
+    for lang, body in readme_blocks():
+        if lang == language and containing in body:
+            return body
     raise AssertionError(f"README.md has no ```{language} block containing {containing!r}")

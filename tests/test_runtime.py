@@ -252,6 +252,49 @@ for i in range(4):
 """)
 
 
+def test_lr_scheduler_steps_are_not_optimizer_steps(tmp_path):
+    result = clean(tmp_path, MODEL + """
+scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2)
+for x, y in data:
+    optimizer.zero_grad()
+    loss_of(x, y).backward()
+    optimizer.step()
+    scheduler.step()
+""")
+    assert result.counts["step"] == 6
+
+
+@pytest.mark.parametrize("zero, mark", [("optimizer.zero_grad()", ""), ("pass", "  # expect: ZG001")])
+def test_sparse_gradients(tmp_path, zero, mark):
+    clean(tmp_path, f"""
+emb = nn.Embedding(50, 4, sparse=True)
+optimizer = torch.optim.SparseAdam(emb.parameters(), lr=0.01)
+for i in range(4):
+    {zero}
+    emb(torch.randint(0, 50, (8,))).pow(2).sum().backward()
+    optimizer.step(){mark}
+""")
+
+
+def test_diagnostic_names_parameters_of_self_model(tmp_path):
+    result = clean(tmp_path, """
+class Trainer:
+    def __init__(self):
+        self.model = nn.Linear(4, 1)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+    def fit(self):
+        for i in range(3):
+            self.model(torch.randn(8, 4)).pow(2).mean().backward()
+            self.optimizer.step()  # expect: ZG001
+
+Trainer().fit()
+""")
+    (diag,) = result.diagnostics
+    assert "self.optimizer.step()" in diag.message and "occurrences: 2" in diag.evidence
+    assert {e.split(":")[0] for e in diag.evidence[1:]} == {"self.model.weight", "self.model.bias"}
+
+
 # -- ZG002 -------------------------------------------------------------------
 
 
@@ -279,13 +322,15 @@ for x, y in data:
 
 
 def test_unobserved_wipe_is_reported_at_the_step(tmp_path):
-    clean(tmp_path, MODEL + """
+    result = clean(tmp_path, MODEL + """
 for x, y in data:
     loss_of(x, y).backward()
     for p in model.parameters():
         p.grad = None
     optimizer.step()  # expect: ZG002
 """)
+    (diag,) = result.diagnostics
+    assert "not a zero_grad() call" in diag.message
 
 
 def test_discarding_a_bad_batch_is_clean(tmp_path):
@@ -456,6 +501,11 @@ if __name__ == "__main__":
 def test_system_exit(tmp_path, call, code):
     result = check(tmp_path, call + "\n")
     assert result.exit_code == code and result.error is None
+
+
+def test_missing_script(tmp_path):
+    result = run_script(str(tmp_path / "nope.py"))
+    assert result.exit_code == 2 and "nope.py" in result.error and result.diagnostics == ()
 
 
 def test_script_dir_is_importable_and_forgotten(tmp_path):

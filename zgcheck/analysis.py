@@ -11,6 +11,7 @@ and recursion-safe, without copying graphs.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
@@ -20,8 +21,10 @@ import libcst as cst
 from . import cfg as cfgmod
 from . import conditions, recognise
 from .engine import RootRun
+from .project import Project, collect_imports
 from .recognise import Binding, Tables
 from .rules import ALL_RULES, Finding, Rule, Site
+from . import source as sourcemod
 from .source import ParsedSource
 from .types import Event, EventKind, TargetKind
 
@@ -48,6 +51,7 @@ class Unit:
     cls: Optional[str]
     parent: Optional["Unit"] = None  # enclosing unit, for closures
     path: str = ""  # the file the unit is in
+    owner: Optional["ModuleAnalysis"] = None  # the analysis of that file
     nested: Dict[str, "Unit"] = field(default_factory=dict)
     bindings: Dict[str, Binding] = field(default_factory=dict)
     graph: Optional[cfgmod.CFG] = None
@@ -79,11 +83,17 @@ class Target:
 
 class ModuleAnalysis:
     def __init__(self, parsed: ParsedSource, tables: Tables = recognise.DEFAULT_TABLES,
-                 rules: Sequence[Rule] = ALL_RULES):
+                 rules: Sequence[Rule] = ALL_RULES, project: Optional[Project] = None):
         self.parsed = parsed
         self.path = parsed.path
         self.tables = tables
         self.rules = rules
+        self.project = project if project is not None else Project(tables)
+        self.project.analyses.setdefault(os.path.abspath(self.path), self)
+        self.imports = collect_imports(parsed.module.body)
+        self.lines = parsed.module.code.splitlines()
+        self.class_bases: Dict[str, Tuple[str, ...]] = {}
+        self._foreign: Dict[str, Optional[Unit]] = {}
         self.module_bindings: Dict[str, Binding] = {}
         self.class_bindings: Dict[str, Dict[str, Binding]] = {}
         self.functions: Dict[str, Unit] = {}
@@ -96,7 +106,7 @@ class ModuleAnalysis:
     # -- units -------------------------------------------------------------
     def _collect(self) -> None:
         module = self.parsed.module
-        top = Unit("<module>", module, module.body, (), None, path=self.path)
+        top = Unit("<module>", module, module.body, (), None, path=self.path, owner=self)
         self.module_bindings = recognise.collect_bindings(module, self.tables)
         top.bindings = self.module_bindings
         self.units.append(top)
@@ -106,6 +116,7 @@ class ModuleAnalysis:
                 self.functions[stmt.name.value] = self._unit(stmt, stmt.name.value, None, None)
             elif isinstance(stmt, cst.ClassDef):
                 cls = stmt.name.value
+                self.class_bases[cls] = tuple(filter(None, (recognise.dotted(b.value) for b in stmt.bases)))
                 methods = [m for m in stmt.body.body if isinstance(m, cst.FunctionDef)]
                 if not any(m in self.relevant for m in methods):
                     continue
@@ -120,7 +131,7 @@ class ModuleAnalysis:
         The rest can neither change nor report a fact, so they get no bindings, no
         CFG and no event walk: most of a large model file is skipped this way.
         """
-        lines = self.parsed.module.code.splitlines()
+        lines = self.lines
         defs: Dict[cst.FunctionDef, Set[str]] = {}
         relevant: Set[cst.FunctionDef] = set()
         keywords = _event_words(self.tables)
@@ -132,6 +143,8 @@ class ModuleAnalysis:
             if keywords.search(text):
                 relevant.add(node)
         names = {d.name.value for d in relevant}
+        # Imported helpers that can hold an event make their callers relevant too.
+        names |= {local for local in self.imports if self._imported_relevant(local)}
         changed = True
         while changed:
             changed = False
@@ -145,7 +158,7 @@ class ModuleAnalysis:
     def _unit(self, node: cst.FunctionDef, name: str, cls: Optional[str], parent: Optional[Unit]) -> Unit:
         params = tuple(p.name.value for p in (*node.params.posonly_params, *node.params.params))
         unit = Unit(name, node, node.body.body if isinstance(node.body, cst.IndentedBlock) else [node.body],
-                    params, cls, parent, path=self.path)
+                    params, cls, parent, path=self.path, owner=self)
         unit.bindings = recognise.collect_bindings(node, self.tables)
         for stmt in _flatten_top(unit.body):
             if isinstance(stmt, cst.FunctionDef) and stmt in self.relevant:
@@ -153,7 +166,16 @@ class ModuleAnalysis:
         self.units.append(unit)
         return unit
 
-    def _callables(self, unit: Unit) -> FrozenSet[str]:
+    def _holds_backward(self, loop: cst.For) -> bool:
+        span = self.parsed.span(loop.body)
+        text = "\n".join(self.lines[span.start_line - 1:span.end_line])
+        return sourcemod.BACKWARD_TEXT.search(text) is not None
+
+    def _imported_relevant(self, name: str) -> bool:
+        found = self.project.target(self.path, self.imports, name)
+        return found is not None and self.project.may_define(*found)
+
+    def _callables(self, unit: Unit):
         names = set(self.functions)
         u: Optional[Unit] = unit
         while u is not None:
@@ -166,13 +188,15 @@ class ModuleAnalysis:
             names.update(n for n, b in u.bindings.items() if b.kind == "partial")
             u = u.parent
         names.update(n for n, b in self.module_bindings.items() if b.kind == "partial")
-        return frozenset(names)
+        if unit.cls:  # methods inherited from base classes, here or in other files
+            names.update(f"self.{m}" for base in self._bases(unit.cls) for m in self._methods_of(base))
+        return _Callables(frozenset(names), self)
 
     def graph(self, unit: Unit, implicit_loop: bool = False):
         """The unit's CFG and the events of each node (cached unless an implicit loop)."""
         if unit.graph is None or implicit_loop:
             graph = cfgmod.build(unit.body, lambda loop: recognise.zero_loop_target(loop) is not None,
-                                 implicit_loop=implicit_loop)
+                                 implicit_loop=implicit_loop, runs_once=self._holds_backward)
             callables = self._callables(unit)
             span, text = self.parsed.span, self.parsed.text
             events: Dict[int, List[Event]] = {}
@@ -194,11 +218,13 @@ class ModuleAnalysis:
 
     # -- name resolution ---------------------------------------------------
     def resolve(self, text: str, scope: Scope, hops: int = 0) -> Target:
+        if scope.unit.owner is not self and scope.unit.owner is not None:
+            return scope.unit.owner.resolve(text, scope, hops)
         root, dot, rest = text.partition(".")
         bound = scope.arg(root)
         if bound is not None and hops < 8:
             arg_text, caller = bound
-            return self.resolve(arg_text + (dot + rest if dot else ""), caller, hops + 1)
+            return caller.unit.owner.resolve(arg_text + (dot + rest if dot else ""), caller, hops + 1)
         binding = self.lookup(text, scope.unit)
         if binding is not None and binding.kind == "other" and binding.alias and hops < 8 \
                 and not binding.alias.endswith("()") and binding.alias != text:
@@ -243,6 +269,8 @@ class ModuleAnalysis:
     # -- events -> actions -------------------------------------------------
     def actions(self, event: Event, scope: Scope):
         """What an event does here: a list of ("B"|"S"|"Z"|"CALL", payload)."""
+        if scope.unit.owner is not self and scope.unit.owner is not None:
+            return scope.unit.owner.actions(event, scope)
         kind = event.kind
         if kind is EventKind.BACKWARD:
             return [("B", None)]
@@ -289,8 +317,50 @@ class ModuleAnalysis:
                 return u.nested[name]
             u = u.parent
         if name.startswith("self.") and scope.unit.cls:
-            return self.methods.get((scope.unit.cls, name[5:]))
-        return self.functions.get(name)
+            method = name[5:]
+            found = self.methods.get((scope.unit.cls, method))
+            for base in self._bases(scope.unit.cls) if found is None else ():
+                found = self._methods_of(base).get(method)
+                if found is not None:
+                    break
+            return found
+        return self.functions.get(name) or self._imported(name)
+
+    def _imported(self, name: str) -> Optional[Unit]:
+        """A function another project file defines and this one imports."""
+        if name not in self._foreign:
+            self._foreign[name] = None
+            found = self.project.target(self.path, self.imports, name)
+            if found is not None and self.project.may_define(*found):
+                other = self.project.analysis(os.path.abspath(found[0]))
+                if other is not None and other is not self:
+                    self._foreign[name] = other.functions.get(found[1])
+        return self._foreign[name]
+
+    def _bases(self, cls: str) -> List[Tuple["ModuleAnalysis", str]]:
+        """(analysis, class) of every base class of cls that the project defines, nearest first."""
+        out: List[Tuple[ModuleAnalysis, str]] = []
+        todo = [(self, cls)]
+        while todo and len(out) < 8:
+            owner, name = todo.pop(0)
+            for base in owner.class_bases.get(name, ()):
+                if base in owner.class_bases:
+                    found = (owner, base)
+                else:
+                    target = owner.project.target(owner.path, owner.imports, base)
+                    other = None
+                    if target is not None and owner.project.may_define(*target):
+                        other = owner.project.analysis(os.path.abspath(target[0]))
+                    found = (other, target[1]) if other is not None else None
+                if found is not None and found not in out:
+                    out.append(found)
+                    todo.append(found)
+        return out
+
+    @staticmethod
+    def _methods_of(base) -> Dict[str, Unit]:
+        owner, cls = base
+        return {m: u for (c, m), u in owner.methods.items() if c == cls}
 
     def _zeroed(self, event: Event, scope: Scope):
         """The optimizers a zero covers: a set of keys, or ALL (None) for an untied module."""
@@ -317,7 +387,7 @@ class ModuleAnalysis:
             return {}
         seen = seen | {unit.name}
         if events is None:
-            events = self.graph(unit)[1]
+            events = unit.owner.graph(unit)[1]
         found: Dict[str, Target] = {}
         for node_events in events.values():
             for event in node_events:
@@ -350,7 +420,7 @@ class ModuleAnalysis:
         if unit.name in seen or scope.depth > MAX_DEPTH:
             return
         seen = seen | {unit.name}
-        graph, events = self.graph(unit)
+        graph, events = unit.owner.graph(unit)
         for node in graph.nodes:
             if node.branch is not None and node.branch[1]:
                 expr, _ = conditions.split_not(node.branch[0])
@@ -426,6 +496,18 @@ def _suites(stmt: cst.CSTNode):
     for case in getattr(stmt, "cases", ()):
         if isinstance(case.body, cst.IndentedBlock):
             yield case.body.body
+
+
+class _Callables:
+    """Names a unit can call into: local ones, plus imported helpers (checked lazily)."""
+
+    def __init__(self, names: FrozenSet[str], owner: "ModuleAnalysis"):
+        self.names, self.owner = names, owner
+
+    def __contains__(self, name: str) -> bool:
+        if name in self.names:
+            return True
+        return name.split(".", 1)[0] in self.owner.imports and self.owner._imported_relevant(name)
 
 
 def _flatten_top(body: Sequence[cst.CSTNode]):

@@ -67,7 +67,8 @@ class _Finally:
 
 
 class _Builder:
-    def __init__(self, is_zero_loop: Callable[[cst.For], bool]):
+    def __init__(self, is_zero_loop: Callable[[cst.For], bool], runs_once: Callable[[cst.For], bool]):
+        self.runs_once = runs_once
         self.nodes: List[Node] = []
         self.frames: list = []
         self.scopes: List[tuple] = []  # the frames around each node when it was built
@@ -184,10 +185,13 @@ class _Builder:
             self.edge(self.suite(node.orelse.body, not_taken), after)
         return after
 
-    def _loop(self, head: int, body: cst.BaseSuite, orelse, infinite: bool) -> int:
+    def _loop(self, head: int, body: cst.BaseSuite, orelse, infinite: bool, first: Optional[int] = None) -> int:
+        """A loop at head; `first`, if given, enters the body once before head can exit."""
         after = self.new("join")
         self.frames.append(_Loop(cont=head, brk=after))
-        self.edge(self.suite(body, self.then(head, "body")), head)
+        entry = self.then(head, "body")
+        self.edge(first, entry)
+        self.edge(self.suite(body, entry), head)
         self.frames.pop()
         if not infinite:
             if orelse is not None:
@@ -203,6 +207,11 @@ class _Builder:
     def visit_For(self, node: cst.For, cur: int) -> int:
         if self.is_zero_loop(node):
             return self.then(cur, "zero-loop", node)
+        if self.runs_once(node):  # a data loop: its first iteration is not optional
+            first = self.then(cur, "for", node.iter)
+            head = self.new("for", node.iter)
+            self.nodes[first].owner = self.nodes[head].owner = node
+            return self._loop(head, node.body, node.orelse, False, first)
         head = self.then(cur, "for", node.iter)
         self.nodes[head].owner = node
         return self._loop(head, node.body, node.orelse, False)
@@ -288,9 +297,13 @@ def _names_base_exception(type_: cst.BaseExpression) -> bool:
 
 
 def build(body: Sequence[cst.CSTNode], is_zero_loop: Callable[[cst.For], bool] = lambda _: False,
-          implicit_loop: bool = False) -> CFG:
-    """The CFG of a statement list; `implicit_loop` makes it the body of a per-batch loop."""
-    builder = _Builder(is_zero_loop)
+          implicit_loop: bool = False, runs_once: Callable[[cst.For], bool] = lambda _: False) -> CFG:
+    """The CFG of a statement list; `implicit_loop` makes it the body of a per-batch loop.
+
+    `runs_once(loop)` marks `for` loops whose body is taken at least once (zgcheck
+    passes loops over data that hold a backward: an empty epoch is not a path worth
+    a diagnostic)."""
+    builder = _Builder(is_zero_loop, runs_once)
     start = builder.then(builder.entry, "start")
     end = builder.block(body, start)
     builder.edge(end, builder.exit)

@@ -39,7 +39,8 @@ def to_diagnostic(finding: Finding, parsed: sourcemod.ParsedSource, index) -> Di
     rule = RULES_BY_CODE[finding.code]
     related = tuple(Related(f"{role}: `{site.text}`", site.path, site.span) for role, site in finding.related)
     fix = fixes.make_fix(finding, parsed, index) if index is not None else None
-    return Diagnostic(rule.code, rule.name, rule.message(finding), parsed.path, finding.site.span, related, fix)
+    # A finding inside a helper imported from another file is reported there.
+    return Diagnostic(rule.code, rule.name, rule.message(finding), finding.site.path, finding.site.span, related, fix)
 
 
 def diagnose(text: str, path: str, config: Config, with_fixes: bool = True) -> List[Diagnostic]:
@@ -81,8 +82,8 @@ def check_text(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fixes
     diagnostics = diagnose(text, path, config, with_fixes)
     if with_fixes:
         diagnostics = _verify_fixes(text, path, config, diagnostics)
-    diagnostics = suppress.apply(diagnostics, text)  # noqa comments, zgcheck: skip-file
-    return [d for d in diagnostics if config.is_selected(d.code, path)]
+    diagnostics = suppress.apply(diagnostics, text, path)  # noqa comments, zgcheck: skip-file
+    return [d for d in diagnostics if config.is_selected(d.code, d.path)]
 
 
 def check_source(data: Union[bytes, str], path: str, config: Config = DEFAULT_CONFIG,
@@ -93,7 +94,7 @@ def check_source(data: Union[bytes, str], path: str, config: Config = DEFAULT_CO
             return []
         if path.endswith(".ipynb"):
             found = notebook.check(data, path, lambda text, name: check_text(text, name, config, with_fixes))
-            return [d for d in found if config.is_selected(d.code, path)]
+            return [d for d in found if config.is_selected(d.code, d.path)]
         decoded = sourcemod.decode(data, path)
         if isinstance(decoded, Diagnostic):
             if suppress.skips_file(sourcemod.decode_for_display(data) or ""):

@@ -11,7 +11,7 @@ import click
 from . import __version__
 from . import runner
 from .checker import check_source
-from .config import Config, ConfigError, DEFAULT_CONFIG
+from .config import Config, ConfigError
 from .config import resolve as resolve_config
 from .discovery import Discovery, DiscoveryError
 from .notebook import NotebookSource
@@ -114,7 +114,7 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_form
             raise click.UsageError(str(err))
         results.extend(_run(files, config, mode, jobs or os.cpu_count() or 1))
 
-    diagnostics = sorted((d for r in results for d in r.diagnostics + r.errors), key=Diagnostic.sort_key)
+    diagnostics = _unique(d for r in results for d in r.diagnostics + r.errors)
     fixed = sum(r.fixed for r in results)
     stream = open(output_file, "w", encoding="utf-8") if output_file else sys.stdout
     try:
@@ -133,6 +133,17 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_form
             stream.close()
     would_change = diff and any(r.diff for r in results)
     sys.exit(0 if exit_zero or not (diagnostics or would_change) else 1)
+
+
+def _unique(diagnostics) -> List[Diagnostic]:
+    """Sorted, one per (file, cell, position, code): a helper's finding can be reached from
+    several checked files, and the one carrying a fix wins."""
+    best = {}
+    for d in diagnostics:
+        key = (os.path.normpath(d.path), d.cell, d.span, d.code)
+        if key not in best or (best[key].fix is None and d.fix is not None):
+            best[key] = d
+    return sorted(best.values(), key=Diagnostic.sort_key)
 
 
 _STDIN_TEXT = [""]

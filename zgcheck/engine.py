@@ -90,7 +90,7 @@ class RootRun:
     def _tracked(self, scope) -> Dict[str, conditions.Condition]:
         counts: Counter = Counter()
         found: Dict[str, conditions.Condition] = {}
-        for cond in self.a.conditions_in(scope.unit, scope, set()):
+        for cond in scope.unit.owner.conditions_in(scope.unit, scope, set()):
             counts[cond.key] += 1
             found[cond.key] = cond
         repeated = [key for key, n in counts.most_common() if n >= 2][:MAX_TRACKED]
@@ -100,17 +100,17 @@ class RootRun:
         test, taken = node.branch
         expr, polarity = conditions.split_not(test)
         want = taken if polarity else not taken  # the truth of expr along this edge
-        decided = conditions.decide(expr, lambda name: self.a.literal_of(name, scope))
+        decided = conditions.decide(expr, lambda name: scope.unit.owner.literal_of(name, scope))
         if decided is not None and decided != want:
             return frozenset()  # a parameter bound to a literal rules this edge out
-        cond = conditions.condition(expr, lambda name: self.a.cond_name(name, scope))
+        cond = conditions.condition(expr, lambda name: scope.unit.owner.cond_name(name, scope))
         if cond is None or cond.key not in self.tracked:
             return state
         return frozenset((a | {(cond.key, want)}, f) for a, f in state if (cond.key, not want) not in a)
 
     def forget(self, node, state, scope):
         """Drop assumptions about conditions whose names this node assigns."""
-        assigned = [self.a.cond_name(t, scope) for t in conditions.assigned_texts(node)]
+        assigned = [scope.unit.owner.cond_name(t, scope) for t in conditions.assigned_texts(node)]
         if not assigned:
             return state
         stale = {key for key, cond in self.tracked.items()
@@ -174,7 +174,7 @@ class RootRun:
         key = (callee.name, inner.args, state)
         if self.report is None and key in self.cache:
             return self.cache[key]
-        graph, events = self.a.graph(callee)
+        graph, events = callee.owner.graph(callee)
         ins, outs = dataflow.solve(graph, lambda node, s: self.transfer(node, s, inner, events), state)
         if self.report is not None:
             for node_id, node_state in ins.items():

@@ -24,9 +24,9 @@ import json
 import re
 import tokenize
 from dataclasses import dataclass, replace
-from json.decoder import scanstring
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from .notebook_json import LayoutError, encode_source, list_items, source_spans, split_lines, uses_ascii_escapes
 from .types import Diagnostic, Edit, Related, Span
 
 INVALID_NOTEBOOK = ("ZG904", "invalid-notebook")
@@ -126,11 +126,6 @@ def _is_python(data: dict) -> bool:
     if isinstance(kernel, dict) and isinstance(kernel.get("language"), str):
         return kernel["language"].lower() in ("python", "ipython", "python3")
     return True
-
-
-def split_lines(text: str) -> List[str]:
-    """Lines with their endings, split where Python splits (\\n, \\r\\n, \\r)."""
-    return io.StringIO(text, newline="").readlines()
 
 
 def code_cells(text: str) -> List[Tuple[int, str]]:
@@ -245,8 +240,8 @@ class NotebookSource:
     @functools.cached_property
     def _spans(self) -> Dict[int, Tuple[int, int]]:
         try:
-            return _source_spans(self.text)
-        except (NotebookError, ValueError, IndexError):
+            return source_spans(self.text)
+        except (ValueError, IndexError):
             return {}
 
     def json_line(self, cell: int, line: int) -> Optional[int]:
@@ -256,7 +251,7 @@ class NotebookSource:
         start, _ = self._spans[cell]
         if self.text[start] == "[":
             seen = 0
-            for item_start, item_end in _list_items(self.text, start):
+            for item_start, item_end in list_items(self.text, start):
                 seen += max(1, len(split_lines(json.loads(self.text[item_start:item_end]))))
                 start = item_start
                 if seen >= line:
@@ -266,8 +261,14 @@ class NotebookSource:
 
 # --- diagnostics -----------------------------------------------------------
 
-def map_diagnostic(d: Diagnostic, mapping: NotebookMap) -> Diagnostic:
-    """Virtual-module positions -> cell and cell-relative positions."""
+def map_diagnostic(d: Diagnostic, mapping: NotebookMap, path: Optional[str] = None) -> Diagnostic:
+    """Virtual-module positions -> cell and cell-relative positions.
+
+    Given the notebook's path, a diagnostic reported in another file (a helper
+    imported from it) is returned as it is.
+    """
+    if path is not None and d.path != path:
+        return d
     cell, start = mapping.locate(d.span.start_line)
     end_cell, end = mapping.locate(d.span.end_line)
     end_col = d.span.end_col
@@ -337,7 +338,8 @@ def check(data: bytes, path: str, check_text: Callable[[str, str], List[Diagnost
     except NotebookError as err:
         code, name = INVALID_NOTEBOOK
         return [Diagnostic(code, name, str(err), path, Span(err.line, err.col, err.line, err.col))]
-    return [map_diagnostic(d, mapping) for d in check_text(source, path)]
+    # A finding in a helper imported from another file is reported there, with its own lines.
+    return [map_diagnostic(d, mapping, path) for d in check_text(source, path)]
 
 
 # --- writing back ----------------------------------------------------------
@@ -389,121 +391,17 @@ def apply_fixed_source(notebook_text: str, fixed_virtual_source: str, mapping: N
                if new_cells[cell.index] != "".join(cell.lines)}
     if not changed:
         return notebook_text
-    spans = _source_spans(notebook_text)
-    ascii_only = _uses_ascii_escapes(notebook_text)
+    try:
+        spans = source_spans(notebook_text)
+    except (LayoutError, ValueError, IndexError) as err:
+        raise NotebookError(f"invalid notebook: {err}") from None
+    ascii_only = uses_ascii_escapes(notebook_text)
     out = []
     last = 0
     for index in sorted(changed):
         start, end = spans[index]
         out.append(notebook_text[last:start])
-        out.append(_encode_source(notebook_text, start, end, changed[index], ascii_only))
+        out.append(encode_source(notebook_text, start, end, changed[index], ascii_only))
         last = end
     out.append(notebook_text[last:])
     return "".join(out)
-
-
-_WS = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder()
-
-
-def _source_spans(text: str) -> Dict[int, Tuple[int, int]]:
-    """cell index (1-based, all cells) -> (start, end) offsets of its `source` value in text."""
-    spans: Dict[int, Tuple[int, int]] = {}
-    i = _skip(text, 1 if text.startswith("\ufeff") else 0)
-    for key, value_start in _members(text, i):
-        if key != "cells":
-            continue
-        j = _expect(text, value_start, "[")
-        number = 0
-        while True:
-            j = _skip(text, j)
-            if text[j] == "]":
-                break
-            number += 1
-            if text[j] == "{":
-                for cell_key, cell_value in _members(text, j):
-                    if cell_key == "source":
-                        spans[number] = (cell_value, _DECODER.raw_decode(text, cell_value)[1])
-            j = _skip(text, _DECODER.raw_decode(text, j)[1])
-            if text[j] == ",":
-                j += 1
-    return spans
-
-
-def _members(text: str, i: int):
-    """(key, offset of its value) for each member of the object starting at text[i]."""
-    i = _expect(text, i, "{")
-    i = _skip(text, i)
-    if text[i] == "}":
-        return
-    while True:
-        i = _expect(text, _skip(text, i), '"')
-        key, i = scanstring(text, i)
-        i = _skip(text, _expect(text, _skip(text, i), ":"))
-        yield key, i
-        i = _skip(text, _DECODER.raw_decode(text, i)[1])
-        if text[i] == "}":
-            return
-        i = _expect(text, i, ",")
-
-
-def _skip(text: str, i: int) -> int:
-    return _WS.match(text, i).end()
-
-
-def _expect(text: str, i: int, char: str) -> int:
-    if text[i] != char:
-        raise NotebookError(f"invalid notebook: expected {char!r} at offset {i}")
-    return i + 1
-
-
-def _uses_ascii_escapes(text: str) -> bool:
-    """Whether the writer escaped non-ASCII characters (json.dump's ensure_ascii=True)."""
-    if any(ord(ch) > 127 for ch in text.lstrip("\ufeff")):
-        return False
-    return re.search(r"(?<!\\)\\u(?!00[0-7])[0-9a-fA-F]{4}", text) is not None
-
-
-def _encode_source(text: str, start: int, end: int, new: str, ascii_only: bool) -> str:
-    dump = lambda s: json.dumps(s, ensure_ascii=ascii_only)  # noqa: E731
-    if text[start] == '"':
-        return dump(new)
-    lines = split_lines(new)
-    if not lines:
-        return "[]"
-    items = [m for m in _list_items(text, start)]
-    newline = "\r\n" if "\r\n" in text else "\n"
-    if items:
-        open_ws = text[start + 1:items[0][0]]
-        close_ws = text[items[-1][1]:end - 1]
-        sep = text[items[0][1]:items[1][0]] if len(items) > 1 else "," + open_ws
-    else:
-        key_indent = _line_indent(text, start)
-        unit = _indent_unit(text)
-        open_ws = newline + key_indent + unit
-        close_ws = newline + key_indent
-        sep = "," + open_ws
-    return "[" + open_ws + sep.join(dump(line) for line in lines) + close_ws + "]"
-
-
-def _list_items(text: str, start: int) -> List[Tuple[int, int]]:
-    items = []
-    i = _skip(text, start + 1)
-    while text[i] != "]":
-        item_end = _DECODER.raw_decode(text, i)[1]
-        items.append((i, item_end))
-        i = _skip(text, item_end)
-        if text[i] == ",":
-            i = _skip(text, i + 1)
-    return items
-
-
-def _line_indent(text: str, offset: int) -> str:
-    line_start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
-    line = text[line_start:offset]
-    return line[:len(line) - len(line.lstrip(" \t"))]
-
-
-def _indent_unit(text: str) -> str:
-    match = re.search(r"\{[ \t]*\r?\n([ \t]+)\"", text)
-    return match.group(1) if match else " "

@@ -420,8 +420,8 @@ def _clears_grads(loop: cst.For) -> bool:
     grad = f"{var}.grad"
     cleared = False
     for stmt in _statements(loop.body):
-        if isinstance(stmt, cst.If):  # `if p.grad is not None:` guard
-            if stmt.orelse is not None:
+        if isinstance(stmt, cst.If):  # `if p.grad is not None:` guard, about the gradient only
+            if stmt.orelse is not None or not _guards_grad(stmt.test, var):
                 return False
             for inner in _statements(stmt.body):
                 if _is_continue(inner):
@@ -436,6 +436,18 @@ def _clears_grads(loop: cst.For) -> bool:
             return False
         cleared = True
     return cleared
+
+
+def _guards_grad(test: cst.BaseExpression, var: str) -> bool:
+    """`p.grad is not None`, `p.grad`, `p.requires_grad` (and `and` of those): a test that
+    skips only parameters without a gradient, not a subset of the parameters."""
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        return _guards_grad(test.left, var) and _guards_grad(test.right, var)
+    if isinstance(test, cst.Comparison):
+        return dotted(test.left) == f"{var}.grad" and all(
+            isinstance(c.operator, (cst.IsNot, cst.NotEqual)) and dotted(c.comparator) == "None"
+            for c in test.comparisons)
+    return dotted(test) in (f"{var}.grad", f"{var}.requires_grad")
 
 
 def _is_continue(stmt: cst.CSTNode) -> bool:

@@ -154,7 +154,7 @@ def _json_line(sources: Sources, d: Union[Diagnostic, Related], line: Optional[i
 # --- SARIF 2.1.0 (GitHub code scanning) ------------------------------------
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-INFORMATION_URI = "https://pypi.org/project/zgcheck/"
+INFORMATION_URI = "https://github.com/zgcheck/zgcheck"
 # Tool diagnostics: code -> (name, description).
 TOOL_RULES = {
     "ZG901": ("syntax-error", "The file cannot be parsed as Python; it is reported and the run goes on."),

@@ -85,7 +85,7 @@ def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool =
         return fix_notebook(path, data, config, mode, write)
     decoded = sourcemod.decode(data, path)
     if isinstance(decoded, Diagnostic):
-        return FileResult(path, [decoded] if config.is_selected(decoded.code) else [])
+        return FileResult(path, [decoded] if config.is_selected(decoded.code, path) else [])
     text, encoding = decoded
     outcome = fixes.fix_text(text, lambda t: check_text(t, path, config), unsafe=mode.unsafe)
     result = FileResult(path, outcome.remaining, len(outcome.fixed), conflicts=len(outcome.conflicts))
@@ -116,7 +116,7 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
     except notebook.NotebookError:
         return FileResult(path, check_source(data, path, config))
     outcome = fixes.fix_text(source, lambda t: check_text(t, path, config), unsafe=mode.unsafe)
-    result = FileResult(path, [notebook.map_diagnostic(d, mapping) for d in outcome.remaining],
+    result = FileResult(path, [notebook.map_diagnostic(d, mapping, path) for d in outcome.remaining],
                         len(outcome.fixed), conflicts=len(outcome.conflicts))
     if outcome.error:
         result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {outcome.error}"))
@@ -131,7 +131,7 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
         result.fixed = 0
         return result
     new_mapping = notebook.virtual_source(new_text)[1]
-    result.diagnostics = [notebook.map_diagnostic(d, new_mapping) for d in outcome.remaining]
+    result.diagnostics = [notebook.map_diagnostic(d, new_mapping, path) for d in outcome.remaining]
     if mode.diff:
         old_cells, new_cells = notebook.cell_sources(text), notebook.cell_sources(new_text)
         result.diff = "".join("".join(difflib.unified_diff(

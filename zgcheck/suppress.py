@@ -16,7 +16,7 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Optional, Sequence
+from typing import Callable, Dict, FrozenSet, List, Optional, Sequence
 
 from .types import Diagnostic
 
@@ -94,14 +94,39 @@ def _parse_comment(comment: str, line: int, found: Directives) -> None:
         found.add(line, named if named else ALL)
 
 
-def apply(diagnostics: Sequence[Diagnostic], text: str) -> List[Diagnostic]:
-    """The diagnostics that no comment in text suppresses."""
+def apply(diagnostics: Sequence[Diagnostic], text: str, path: Optional[str] = None,
+          read: Optional[Callable[[str], Optional[str]]] = None) -> List[Diagnostic]:
+    """The diagnostics that no comment suppresses.
+
+    text is the source of `path`; a diagnostic reported in another file (a helper
+    imported from it) is judged by that file's own comments, read with `read`.
+    """
     if not diagnostics:
         return list(diagnostics)
-    directives = scan(text)
-    if directives.skip_file:
-        return []
-    return [d for d in diagnostics if not (suppressible(d.code) and directives.suppresses(d))]
+    read = read or _read
+    scans: Dict[str, Optional[Directives]] = {}
+    out = []
+    for d in diagnostics:
+        where = d.path if path is not None else None
+        if where not in scans:
+            other = text if where is None or where == path else read(where)
+            scans[where] = scan(other) if other is not None else None
+        directives = scans[where]
+        if directives is None:
+            out.append(d)
+        elif not directives.skip_file and not (suppressible(d.code) and directives.suppresses(d)):
+            out.append(d)
+    return out
+
+
+def _read(path: str) -> Optional[str]:
+    from .source import decode_for_display
+
+    try:
+        with open(path, "rb") as handle:
+            return decode_for_display(handle.read())
+    except OSError:
+        return None
 
 
 def skips_file(text: str) -> bool:

@@ -33,7 +33,7 @@ def result_to_json(result: RuntimeResult) -> dict:
         "exit_code": result.exit_code,
         "error": result.error,
         "internal_errors": list(result.internal_errors),
-        "counts": result.counts,
+        "counts": dict(result.counts),
     }
 
 

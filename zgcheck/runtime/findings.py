@@ -78,8 +78,9 @@ def _message(f: _Finding) -> str:
     times = f", {f.count} times" if f.count > 1 else ""
     if f.rule is MISSING:
         return (
-            f"`{f.site.text()}` at runtime applied gradients left over from its previous step "
-            f"({params}, stale norm {_fmt(f.norm)}{times}): they were still there at {_where(f.backward)}"
+            f"`{f.site.text()}` at runtime applied gradients left over from its previous step: "
+            f"nothing cleared them before {_where(f.backward)} added to them "
+            f"({params}, stale norm {_fmt(f.norm)}{times})"
         )
     if f.known_wiper:
         return (
@@ -88,15 +89,17 @@ def _message(f: _Finding) -> str:
         )
     return (
         f"`{f.site.text()}` at runtime found the gradients {_where(f.backward)} produced already "
-        f"cleared ({params}, norm {_fmt(f.norm)}{times})"
+        f"cleared by code that is not a zero_grad() call ({params}{times})"
     )
 
 
 def _evidence(f: _Finding) -> Tuple[str, ...]:
     what = "stale norm" if f.rule is MISSING else "wiped norm"
-    ranked = sorted(f.params.items(), key=lambda item: -item[1] if not math.isnan(item[1]) else 0.0)
+    ranked = sorted(f.params.items(), key=lambda item: 0.0 if math.isnan(item[1]) else -item[1])
     lines: List[str] = [f"occurrences: {f.count}"]
-    lines += [f"{name}: {what} {_fmt(value)}" for name, value in ranked[:_MAX_NAMED]]
+    lines += [
+        name if math.isnan(value) else f"{name}: {what} {_fmt(value)}" for name, value in ranked[:_MAX_NAMED]
+    ]
     if len(ranked) > _MAX_NAMED:
         lines.append(f"... and {len(ranked) - _MAX_NAMED} more parameters")
     return tuple(lines)

@@ -14,8 +14,8 @@ import traceback
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from types import MappingProxyType, TracebackType
+from typing import Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -34,8 +34,8 @@ class RuntimeResult:
     error: Optional[str] = None  # the script's own traceback, if it raised
     # Tracebacks of the checker's own failures (the script ran on regardless).
     internal_errors: Tuple[str, ...] = ()
-    # Events observed: {"backward": n, "step": n, "zero": n}.
-    counts: Dict[str, int] = field(default_factory=dict)
+    # Events observed: {"backward": n, "step": n, "zero": n} (absent when none).
+    counts: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class ScriptTimeout(BaseException):
@@ -56,14 +56,17 @@ def run_script(
     (seconds, main thread only) stops a script that runs too long.
     """
     script = os.path.abspath(path)
+    if not os.path.isfile(script):
+        return RuntimeResult(script, (), 2, f"can't open file {path!r}: no such file")
     tracker = Tracker()
     instrumentation = Instrumentation(tracker)
     exit_code, error = 0, None
-    with _isolated(script, [path, *(argv or ())]), _time_limit(timeout):
+    with _isolated(script, [path, *(argv or ())]):
         if seed is not None:
             _seed(seed)
         try:
-            with instrumentation:
+            # The timer is innermost: it is off before the patches come out.
+            with instrumentation, _time_limit(timeout):
                 runpy.run_path(script, run_name="__main__")
         except SystemExit as exc:
             exit_code = _exit_code(exc.code)
@@ -75,7 +78,7 @@ def run_script(
         exit_code=exit_code,
         error=error,
         internal_errors=tuple(instrumentation.errors),
-        counts=dict(tracker.counts),
+        counts=MappingProxyType(dict(tracker.counts)),
     )
 
 
@@ -111,8 +114,12 @@ _LIBRARY_DIRS = tuple(
 
 def _is_script_module(module: object) -> bool:
     """A module the script brought in from its own tree (not a library)."""
+    if getattr(module, "__name__", "").startswith("zgcheck"):
+        return False
     filename = getattr(module, "__file__", None)
-    return bool(filename) and not os.path.realpath(filename).startswith(_LIBRARY_DIRS)
+    # A namespace package has no file, only directories.
+    places = [filename] if filename else list(getattr(module, "__path__", None) or ())
+    return any(not os.path.realpath(p).startswith(_LIBRARY_DIRS) for p in places)
 
 
 @contextmanager

@@ -79,6 +79,7 @@ class Site:
 
     def text(self) -> str:
         """The call as written when it fits on one line, else the line itself."""
+        linecache.checkcache(self.path)
         source = linecache.getline(self.path, self.line)
         if self.end_line == self.line and self.end_col > self.col:
             return source[self.col - 1 : self.end_col - 1]

@@ -1,0 +1,156 @@
+"""Other files of the checked project: where an import points, and their analyses.
+
+A loop that calls `train_one_epoch` imported from `.engine` is analysed through
+that function's body. Modules are found the way Python would for code run from
+its own tree: relative imports from the importing package, absolute ones from
+the importing file's directory and from the root of its package hierarchy.
+Nothing outside the project (site-packages) is ever parsed, and a target file is
+only parsed when its bytes define the imported name *and* can hold an event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import libcst as cst
+
+from . import source as sourcemod
+from .recognise import Tables, dotted
+
+MAX_MODULE_BYTES = 1_000_000
+_EVENT_BYTES = re.compile(rb"backward|\.step\s*\(|zero_grad|\.grad\b|param_groups")
+
+
+class Import:
+    """`from <level dots><parts> import <name>` or `import <parts>`."""
+
+    __slots__ = ("level", "parts", "name")
+
+    def __init__(self, level: int, parts: Tuple[str, ...], name: Optional[str]):
+        self.level, self.parts, self.name = level, parts, name
+
+
+def collect_imports(body: Sequence[cst.CSTNode]) -> Dict[str, Import]:
+    """Local name -> what it imports, for a module's top-level import statements."""
+    out: Dict[str, Import] = {}
+    for stmt in body:
+        if isinstance(stmt, (cst.If, cst.Try)):
+            out.update(collect_imports(stmt.body.body))
+            continue
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+                parts = tuple((dotted(small.module) or "").split(".")) if small.module else ()
+                parts = tuple(p for p in parts if p)
+                for alias in small.names:
+                    name = dotted(alias.name)
+                    local = dotted(alias.asname.name) if alias.asname else name
+                    if name and local:
+                        out[local] = Import(len(small.relative), parts, name)
+            elif isinstance(small, cst.Import):
+                for alias in small.names:
+                    name = dotted(alias.name) or ""
+                    if alias.asname:
+                        out[dotted(alias.asname.name) or name] = Import(0, tuple(name.split(".")), None)
+                    elif name:
+                        out[name.split(".")[0]] = Import(0, (name.split(".")[0],), None)
+    return out
+
+
+class Project:
+    """Loads and caches the analyses of the project's other modules, per process."""
+
+    def __init__(self, tables: Tables, rules=None):
+        self.tables = tables
+        self.rules = rules
+        self.analyses: Dict[str, object] = {}
+        self.bytes: Dict[str, Optional[bytes]] = {}
+
+    # -- files -----------------------------------------------------------------
+    def read(self, path: str) -> Optional[bytes]:
+        if path not in self.bytes:
+            try:
+                if os.path.getsize(path) > MAX_MODULE_BYTES:
+                    raise OSError("too large")
+                with open(path, "rb") as handle:
+                    self.bytes[path] = handle.read()
+            except OSError:
+                self.bytes[path] = None
+        return self.bytes[path]
+
+    def module_file(self, importer: str, level: int, parts: Tuple[str, ...]) -> Optional[str]:
+        for base in self._search_dirs(importer, level):
+            candidate = os.path.join(base, *parts) if parts else base
+            for path in (candidate + ".py", os.path.join(candidate, "__init__.py")):
+                if parts and os.path.isfile(path) and "site-packages" not in path:
+                    return path
+            if not parts and os.path.isfile(os.path.join(base, "__init__.py")):
+                return os.path.join(base, "__init__.py")
+        return None
+
+    def _search_dirs(self, importer: str, level: int) -> List[str]:
+        here = os.path.dirname(os.path.abspath(importer))
+        if level > 0:
+            for _ in range(level - 1):
+                here = os.path.dirname(here)
+            return [here]
+        dirs = [here]
+        top = here
+        while os.path.isfile(os.path.join(top, "__init__.py")):
+            top = os.path.dirname(top)
+        if top != here:
+            dirs.append(top)
+        return dirs
+
+    # -- names -----------------------------------------------------------------
+    def target(self, importer: str, imports: Dict[str, Import], name: str) -> Optional[Tuple[str, str]]:
+        """(file, name in that file) for a called name that an import brings in."""
+        root, _, rest = name.partition(".")
+        imp = imports.get(root)
+        if imp is None:
+            return None
+        if imp.name is None:  # import pkg.mod [as m]; m.f() or pkg.mod.f()
+            pieces = rest.split(".") if rest else []
+            if not pieces:
+                return None
+            path = self.module_file(importer, 0, imp.parts + tuple(pieces[:-1]))
+            return (path, pieces[-1]) if path else None
+        if rest:  # from pkg import mod; mod.f()
+            pieces = rest.split(".")
+            path = self.module_file(importer, imp.level, imp.parts + (imp.name,) + tuple(pieces[:-1]))
+            return (path, pieces[-1]) if path else None
+        path = self.module_file(importer, imp.level, imp.parts)
+        return (path, imp.name) if path else None
+
+    def may_define(self, path: str, name: str) -> bool:
+        """Cheap, on bytes: does the file define `name` and hold any event word?"""
+        data = self.read(path)
+        if data is None:
+            return False
+        pattern = rb"(?:def|class)\s+" + re.escape(name.encode()) + rb"\b"
+        return re.search(pattern, data) is not None and _EVENT_BYTES.search(data) is not None
+
+    def analysis(self, path: str):
+        """The ModuleAnalysis of another project file, or None if it cannot be read or parsed."""
+        if path not in self.analyses:
+            self.analyses[path] = None
+            data = self.read(path)
+            if data is not None:
+                shown = os.path.relpath(path)  # as the user would name it, when under the cwd
+                shown = path if shown.startswith("..") else shown
+                decoded = sourcemod.decode(data, shown)
+                parsed = None if not isinstance(decoded, tuple) else sourcemod.parse(decoded[0], shown)
+                if isinstance(parsed, sourcemod.ParsedSource):
+                    from .analysis import ModuleAnalysis
+
+                    self.analyses[path] = ModuleAnalysis(parsed, self.tables, project=self)
+        return self.analyses[path]
+
+    def dependencies(self) -> List[Tuple[str, str]]:
+        """(path, sha256) of every other file whose contents the analysis used."""
+        return sorted((os.path.abspath(p), hashlib.sha256(self.bytes[p] or b"").hexdigest())
+                      for p, a in self.analyses.items() if a is not None)
