@@ -110,13 +110,16 @@ class ModuleAnalysis:
         self.module_bindings = recognise.collect_bindings(module, self.tables)
         top.bindings = self.module_bindings
         self.units.append(top)
+        for stmt in _flatten_top(module.body):
+            if isinstance(stmt, cst.ClassDef):
+                self.class_bases[stmt.name.value] = tuple(
+                    filter(None, (recognise.dotted(b.value) for b in stmt.bases)))
         self.relevant = self._relevant_defs()
         for stmt in _flatten_top(module.body):
             if isinstance(stmt, cst.FunctionDef) and stmt in self.relevant:
                 self.functions[stmt.name.value] = self._unit(stmt, stmt.name.value, None, None)
             elif isinstance(stmt, cst.ClassDef):
                 cls = stmt.name.value
-                self.class_bases[cls] = tuple(filter(None, (recognise.dotted(b.value) for b in stmt.bases)))
                 methods = [m for m in stmt.body.body if isinstance(m, cst.FunctionDef)]
                 if not any(m in self.relevant for m in methods):
                     continue
@@ -145,6 +148,10 @@ class ModuleAnalysis:
         names = {d.name.value for d in relevant}
         # Imported helpers that can hold an event make their callers relevant too.
         names |= {local for local in self.imports if self._imported_relevant(local)}
+        for cls in self.class_bases:  # methods inherited from a base class in another file
+            for base in self._bases(cls):
+                if base[0] is not self:
+                    names |= set(self._methods_of(base))
         changed = True
         while changed:
             changed = False

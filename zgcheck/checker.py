@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import replace
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from . import fixes, notebook, suppress
 from . import source as sourcemod
 from .analysis import ModuleAnalysis
 from .config import Config, DEFAULT_CONFIG
+from .project import Project, imports_project_helper
 from .rules import RULES_BY_CODE, Finding
 from .types import Diagnostic, Related
 
@@ -43,13 +44,17 @@ def to_diagnostic(finding: Finding, parsed: sourcemod.ParsedSource, index) -> Di
     return Diagnostic(rule.code, rule.name, rule.message(finding), finding.site.path, finding.site.span, related, fix)
 
 
-def diagnose(text: str, path: str, config: Config, with_fixes: bool = True) -> List[Diagnostic]:
-    """Every diagnostic of one decoded source (unfiltered); crashes become ZG999."""
+def diagnose(text: str, path: str, config: Config, with_fixes: bool = True,
+             project: Optional[Project] = None) -> List[Diagnostic]:
+    """Every diagnostic of one decoded source (unfiltered); crashes become ZG999.
+
+    `project` caches the other files the analysis reads (imported helpers) and
+    records them, so a cached result can be invalidated when one changes."""
     try:
         parsed = sourcemod.parse(text, path)
         if isinstance(parsed, Diagnostic):
             return [parsed]
-        findings = merge_findings(ModuleAnalysis(parsed, config.tables).run())
+        findings = merge_findings(ModuleAnalysis(parsed, config.tables, project=project).run())
         index = fixes.StatementIndex(parsed) if with_fixes and findings else None
         return sorted((to_diagnostic(f, parsed, index) for f in findings), key=Diagnostic.sort_key)
     except RecursionError:
@@ -75,11 +80,13 @@ def _verify_fixes(text: str, path: str, config: Config, diagnostics: List[Diagno
     return out
 
 
-def check_text(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fixes: bool = True) -> List[Diagnostic]:
+def check_text(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fixes: bool = True,
+               project: Optional[Project] = None) -> List[Diagnostic]:
     """Selected diagnostics of decoded source text, fixes proven safe or marked unsafe."""
-    if not sourcemod.may_hold_events(text, config.tables.backward_attrs):
+    if not sourcemod.may_hold_events(text, config.tables.backward_attrs) and not \
+            imports_project_helper(path, text.encode("utf-8", "surrogateescape"), project or Project(config.tables)):
         return []
-    diagnostics = diagnose(text, path, config, with_fixes)
+    diagnostics = diagnose(text, path, config, with_fixes, project)
     if with_fixes:
         diagnostics = _verify_fixes(text, path, config, diagnostics)
     diagnostics = suppress.apply(diagnostics, text, path)  # noqa comments, zgcheck: skip-file
@@ -87,13 +94,14 @@ def check_text(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fixes
 
 
 def check_source(data: Union[bytes, str], path: str, config: Config = DEFAULT_CONFIG,
-                 with_fixes: bool = True) -> List[Diagnostic]:
+                 with_fixes: bool = True, project: Optional[Project] = None) -> List[Diagnostic]:
     """Diagnostics for one file's contents (bytes are decoded as Python would; .ipynb as a notebook)."""
     if isinstance(data, bytes):
-        if not sourcemod.may_hold_events(data, config.tables.backward_attrs):
+        if not sourcemod.may_hold_events(data, config.tables.backward_attrs) and not \
+                imports_project_helper(path, data, project or Project(config.tables)):
             return []
         if path.endswith(".ipynb"):
-            found = notebook.check(data, path, lambda text, name: check_text(text, name, config, with_fixes))
+            found = notebook.check(data, path, lambda text, name: check_text(text, name, config, with_fixes, project))
             return [d for d in found if config.is_selected(d.code, d.path)]
         decoded = sourcemod.decode(data, path)
         if isinstance(decoded, Diagnostic):
@@ -102,8 +110,8 @@ def check_source(data: Union[bytes, str], path: str, config: Config = DEFAULT_CO
             return [decoded] if config.is_selected(decoded.code, path) else []
         data = decoded[0]
     elif path.endswith(".ipynb"):
-        return check_source(data.encode("utf-8"), path, config, with_fixes)
-    return check_text(data, path, config, with_fixes)
+        return check_source(data.encode("utf-8"), path, config, with_fixes, project)
+    return check_text(data, path, config, with_fixes, project)
 
 
 def check_file(path: str, config: Config = DEFAULT_CONFIG, with_fixes: bool = True) -> List[Diagnostic]:

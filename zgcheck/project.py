@@ -24,6 +24,37 @@ MAX_MODULE_BYTES = 1_000_000
 _EVENT_BYTES = re.compile(rb"backward|\.step\s*\(|zero_grad|\.grad\b|param_groups")
 
 
+_IMPORT_LINE = re.compile(rb"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+\(?([\w, \t]+)|import[ \t]+([\w., \t]+))",
+                          re.M)
+
+
+def imports_project_helper(path: str, data: bytes, project: "Project") -> bool:
+    """On bytes only: does this file import a name that another project file defines
+    next to an event? Such a file is worth parsing though it holds no backward."""
+    for match in _IMPORT_LINE.finditer(data):
+        dots, module, names, plain = match.groups()
+        if plain is not None:
+            for item in plain.decode(errors="replace").split(","):
+                parts = tuple(item.split(" as ")[0].strip().split("."))
+                target = project.module_file(path, 0, parts) if all(parts) else None
+                if target and _EVENT_BYTES.search(project.read(target) or b""):
+                    return True
+            continue
+        level = len(dots)
+        parts = tuple(p for p in module.decode(errors="replace").split(".") if p)
+        target = project.module_file(path, level, parts)
+        for item in names.decode(errors="replace").split(","):
+            name = item.split(" as ")[0].strip()
+            if not name:
+                continue
+            if target and project.may_define(target, name):
+                return True
+            sub = project.module_file(path, level, parts + (name,))  # from pkg import module
+            if sub and _EVENT_BYTES.search(project.read(sub) or b""):
+                return True
+    return False
+
+
 class Import:
     """`from <level dots><parts> import <name>` or `import <parts>`."""
 
@@ -152,5 +183,5 @@ class Project:
 
     def dependencies(self) -> List[Tuple[str, str]]:
         """(path, sha256) of every other file whose contents the analysis used."""
-        return sorted((os.path.abspath(p), hashlib.sha256(self.bytes[p] or b"").hexdigest())
-                      for p, a in self.analyses.items() if a is not None)
+        return sorted((os.path.abspath(p), hashlib.sha256(data).hexdigest())
+                      for p, data in self.bytes.items() if data is not None and self.analyses.get(p) is not None)

@@ -6,15 +6,17 @@ import difflib
 import hashlib
 import os
 import pickle
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from . import __version__, fixes, notebook
 from . import source as sourcemod
 from .checker import check_source, check_text
 from .config import Config
+from .project import Project, imports_project_helper
 from .types import Diagnostic
 from .writer import write_atomically
 
@@ -67,13 +69,25 @@ def _process_chunk(paths: List[str], config: Config, mode: Mode) -> List[FileRes
 
 
 def process(path: str, config: Config, mode: Mode) -> FileResult:
+    """One file's result; whatever goes wrong becomes a diagnostic for that file."""
+    try:
+        return _process(path, config, mode)
+    except Exception as err:  # never a traceback for the run: report it and go on
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        return FileResult(path, [sourcemod.tool_diagnostic(
+            sourcemod.INTERNAL_ERROR, path,
+            f"internal error: {type(err).__name__}: {err} (at {where.filename}:{where.lineno}); please report it")])
+
+
+def _process(path: str, config: Config, mode: Mode) -> FileResult:
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as err:
         return FileResult(path, [sourcemod.tool_diagnostic(
             sourcemod.READ_ERROR, path, f"cannot read: {err.strerror or err}")])
-    if not sourcemod.may_hold_events(data, config.tables.backward_attrs):
+    if not sourcemod.may_hold_events(data, config.tables.backward_attrs) and \
+            not imports_project_helper(path, data, _gate_project(config)):
         return FileResult(path)
     if mode.fix or mode.diff:
         return fix_source(path, data, config, mode)
@@ -148,6 +162,10 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
 
 
 def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[str]) -> List[Diagnostic]:
+    """Check through a content-addressed cache: tool version + config + path + bytes.
+
+    An entry also records the other files the analysis read (imported helpers)
+    with their hashes; it is used only while all of them are unchanged."""
     if cache_dir is None:
         return check_source(data, path, config)
     key = hashlib.sha256(b"\0".join((__version__.encode(), _fingerprint(config).encode(),
@@ -155,19 +173,44 @@ def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[st
     entry = Path(cache_dir) / key[:2] / key
     try:
         with open(entry, "rb") as handle:
-            return pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            dependencies, diagnostics = pickle.load(handle)
+        if all(_sha256(dep) == digest for dep, digest in dependencies):
+            return diagnostics
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError):
         pass
-    diagnostics = check_source(data, path, config)
+    project = Project(config.tables)
+    diagnostics = check_source(data, path, config, project=project)
+    own = os.path.abspath(path)
+    dependencies = [(dep, digest) for dep, digest in project.dependencies() if dep != own]
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")
         with open(tmp, "wb") as handle:
-            pickle.dump(diagnostics, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((dependencies, diagnostics), handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, entry)
     except OSError:
         pass  # a read-only tree still gets checked, just not cached
     return diagnostics
+
+
+def _sha256(path: str) -> Optional[str]:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+_GATE: Dict[str, Project] = {}
+
+
+def _gate_project(config: Config) -> Project:
+    """A per-process Project for the import gate: it only reads bytes, so it is shared."""
+    key = _fingerprint(config)
+    if key not in _GATE:
+        _GATE.clear()
+        _GATE[key] = Project(config.tables)
+    return _GATE[key]
 
 
 def _fingerprint(config: Config) -> str:
