@@ -299,6 +299,8 @@ class ModuleAnalysis:
             return []
         if kind is EventKind.ZERO:
             return [("Z", self._zeroed(event, scope))]
+        if kind is EventKind.NEW:
+            return [("N", self.resolve(event.target, scope).key)]
         if kind is EventKind.CALL:
             call = self._call(event.target, event.args, event.kwargs, scope)
             if call is not None:

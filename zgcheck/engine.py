@@ -159,6 +159,9 @@ class RootRun:
             covered = self._covered(payload, facts)
             for rule in rules:
                 facts = rule.on_zero(facts, covered, site)
+        elif action == "N":  # a fresh optimizer: no rule holds anything about it yet
+            parts = set(self._parts(payload))
+            facts = frozenset(f for f in facts if not (len(f) > 2 and f[2] in parts))
         return facts
 
     def _reporter(self, key: str):

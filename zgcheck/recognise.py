@@ -319,6 +319,15 @@ class EventFinder(cst.CSTVisitor):
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         return False
 
+    def leave_Assign(self, node: cst.Assign) -> None:
+        # Constructors and factories make a fresh optimizer; `self.optimizers()` does not.
+        maker = leaf(callee_name(node.value)) if isinstance(node.value, cst.Call) else ""
+        if maker in self.tables.optimizer_classes or maker in self.tables.optimizer_factories:
+            for target in node.targets:
+                name = dotted(target.target)
+                if name:
+                    self.events.append(Event(EventKind.NEW, self.span_of(node), self.text_of(node.value), name))
+
     def leave_Call(self, call: cst.Call) -> None:  # post-order: arguments first
         event = self.classify(call)
         if event is not None:

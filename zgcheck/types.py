@@ -77,6 +77,7 @@ class EventKind(enum.Enum):
     ZERO = "zero"  # Z(o) or Z(module) or Z(all)
     STEP_ZERO = "step_zero"  # DeepSpeed engine.step(): S then Z
     CALL = "call"  # call to a helper whose body is analysed in place
+    NEW = "new"  # `opt = Optimizer(...)`: a fresh optimizer, nothing consumed yet
 
 
 class TargetKind(enum.Enum):
