@@ -168,7 +168,7 @@ def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[st
     with their hashes; it is used only while all of them are unchanged."""
     if cache_dir is None:
         return check_source(data, path, config)
-    key = hashlib.sha256(b"\0".join((__version__.encode(), _fingerprint(config).encode(),
+    key = hashlib.sha256(b"\0".join((_tool_fingerprint().encode(), _fingerprint(config).encode(),
                                      os.path.abspath(path).encode(), data))).hexdigest()
     entry = Path(cache_dir) / key[:2] / key
     try:
@@ -191,6 +191,20 @@ def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[st
     except OSError:
         pass  # a read-only tree still gets checked, just not cached
     return diagnostics
+
+
+_TOOL: List[str] = []
+
+
+def _tool_fingerprint() -> str:
+    """The version plus the size and mtime of zgcheck's own modules: an edited
+    (editable) install never reads results an older analysis cached."""
+    if not _TOOL:
+        here = Path(__file__).resolve().parent
+        stats = sorted((str(p.relative_to(here)), p.stat().st_size, p.stat().st_mtime_ns)
+                       for p in here.rglob("*.py") if "runtime" not in p.parts)
+        _TOOL.append(hashlib.sha256(repr((__version__, stats)).encode()).hexdigest())
+    return _TOOL[0]
 
 
 def _sha256(path: str) -> Optional[str]:
