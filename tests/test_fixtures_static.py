@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -22,7 +23,9 @@ def test_there_are_enough_fixtures():
 
 @pytest.mark.parametrize("fixture", FIXTURE_LIST, ids=lambda f: f.name)
 def test_static_verdict_matches_expectations(fixture):
-    found = {(d.code, d.span.start_line) for d in check_file(str(fixture.path))}
+    # Findings inside helpers imported from other fixture files are that file's expectations.
+    found = {(d.code, d.span.start_line) for d in check_file(str(fixture.path))
+             if os.path.samefile(d.path, fixture.path)}
     assert found == set(fixture.expected)
 
 

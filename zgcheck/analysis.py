@@ -89,6 +89,8 @@ class ModuleAnalysis:
         self.tables = tables
         self.rules = rules
         self.project = project if project is not None else Project(tables)
+        if not self.project.analyses:
+            self.project.relative = not os.path.isabs(self.path)
         self.project.analyses.setdefault(os.path.abspath(self.path), self)
         self.imports = collect_imports(parsed.module.body)
         self.lines = parsed.module.code.splitlines()

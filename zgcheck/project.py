@@ -99,6 +99,7 @@ class Project:
         self.tables = tables
         self.rules = rules
         self.analyses: Dict[str, object] = {}
+        self.relative = True  # set from the first file analysed: show paths like it
         self.bytes: Dict[str, Optional[bytes]] = {}
 
     # -- files -----------------------------------------------------------------
@@ -171,8 +172,9 @@ class Project:
             self.analyses[path] = None
             data = self.read(path)
             if data is not None:
-                shown = os.path.relpath(path)  # as the user would name it, when under the cwd
-                shown = path if shown.startswith("..") else shown
+                shown = path  # named the way the user named the files they asked about
+                if self.relative and not os.path.relpath(path).startswith(".."):
+                    shown = os.path.relpath(path)
                 decoded = sourcemod.decode(data, shown)
                 parsed = None if not isinstance(decoded, tuple) else sourcemod.parse(decoded[0], shown)
                 if isinstance(parsed, sourcemod.ParsedSource):
