@@ -19,7 +19,7 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from . import cfg as cfgmod
-from . import conditions, recognise
+from . import conditions, frameworks, recognise
 from .engine import RootRun
 from .project import Project, collect_imports
 from .recognise import Binding, Tables
@@ -284,6 +284,11 @@ class ModuleAnalysis:
         if kind is EventKind.BACKWARD:
             return [("B", None)]
         if kind is EventKind.STEP:
+            if event.target_kind is TargetKind.FUNCTION:  # step_fn() after step_fn = torch.compile(opt.step)
+                binding = self.lookup(event.target, scope.unit)
+                if binding is not None and binding.kind == "stepfn":
+                    return [("S", self.resolve(binding.alias, scope))]
+                return []
             if event.target_kind is TargetKind.OPTIMIZER:  # xm.optimizer_step(opt)
                 return [("S", self.resolve(event.target, scope))]
             target = self.resolve(event.target, scope)
@@ -468,7 +473,7 @@ class ModuleAnalysis:
             implicit = (unit.node is not self.parsed.module and unit.node.name.value in PER_BATCH_NAMES
                         and unit.name not in self.called and unit.parent is None)
             findings.extend(self.analyse_root(unit, implicit_loop=implicit))
-        return findings
+        return findings + frameworks.accumulate_wipes(self)
 
     def _note_calls(self) -> None:
         for unit in list(self.units):

@@ -154,6 +154,8 @@ def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
         parts = partial_parts(value)
         if parts is not None:
             return Binding("partial", alias=parts[0], args=parts[1], kwargs=parts[2])
+        if last == "compile" and value.args and _step_method(value.args[0].value):
+            return Binding("stepfn", alias=_step_method(value.args[0].value))  # torch.compile(opt.step)
         if last in SCALER_CLASSES:
             return Binding("scaler")
         if any(h in lowered for h in SCHEDULER_HINTS) or last.endswith("LR"):
@@ -173,10 +175,19 @@ def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
         base = value.value
         if isinstance(base, cst.Call) and callee_name(base) == "self.optimizers":
             return Binding("optimizer")
+    if _step_method(value):  # step_fn = opt.step
+        return Binding("stepfn", alias=_step_method(value))
     text = dotted(value)
     if text:
         return Binding("other", alias=text)
     return Binding("other")
+
+
+def _step_method(node: cst.BaseExpression) -> Optional[str]:
+    """`opt` for the bound method `opt.step`, else None."""
+    if isinstance(node, cst.Attribute) and node.attr.value == "step":
+        return dotted(node.value)
+    return None
 
 
 def _targets(target: cst.BaseExpression) -> List[Optional[str]]:
@@ -366,6 +377,8 @@ class EventFinder(cst.CSTVisitor):
             return make(EventKind.CALL, name)
         if name == "backward":  # from torch.autograd import backward
             return make(EventKind.BACKWARD, "")
+        if name and not name.endswith("()") and (isinstance(func, cst.Name) or name.startswith("self.")):
+            return make(EventKind.STEP, name, target_kind=TargetKind.FUNCTION)  # maybe a step alias
         return None
 
 

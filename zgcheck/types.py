@@ -84,6 +84,7 @@ class TargetKind(enum.Enum):
     OPTIMIZER = "optimizer"
     MODULE = "module"
     PARAMS = "params"  # an iterable of parameters bound to a name
+    FUNCTION = "function"  # a bare call `f()`: a step when f is bound to `opt.step`
     UNKNOWN = "unknown"
 
 

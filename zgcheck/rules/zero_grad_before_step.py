@@ -40,6 +40,11 @@ class ZeroGradBeforeStep(Rule):
     )
 
     def message(self, finding: Finding) -> str:
+        window = next((s for role, s in finding.related if role == "accumulate"), None)
+        if window is not None:
+            return (f"`{finding.site.text}` runs on every micro-batch inside `with {window.text}:` "
+                    f"(line {line_of(window)}) and wipes the accumulated gradients before "
+                    f"`{finding.step.text}` applies them; use the prepared optimizer's `zero_grad()`")
         backward = next((s for role, s in finding.related if role == "backward"), None)
         wiped = f"the gradients of `{backward.text}` (line {line_of(backward)})" if backward else "the gradients"
         return (f"`{finding.site.text}` wipes {wiped} before "
