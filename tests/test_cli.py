@@ -165,3 +165,21 @@ def test_parallel_run_matches_serial(tmp_path):
     serial = run("check", "--output-format", "json", "--jobs", "1", str(tmp_path)).stdout
     parallel = run("check", "--output-format", "json", "--jobs", "2", str(tmp_path)).stdout
     assert serial == parallel and len(json.loads(serial)) == 10
+
+
+def test_extra_model_names_are_never_optimizers(tmp_path):
+    source = BUGGY.replace("optimizer.step()", "optimizer.step()\n    opt_net.step()")
+    (tmp_path / "pyproject.toml").write_text('[tool.zgcheck]\nextra-model-names = ["opt_net"]\n')
+    (tmp_path / "t.py").write_text(source)
+    result = run("check", "--output-format", "json", "--no-cache", "--config", str(tmp_path / "pyproject.toml"),
+                 str(tmp_path / "t.py"))
+    assert [d["location"]["row"] for d in json.loads(result.stdout)] == [7]  # not opt_net.step()
+
+
+def test_stdin_notebook_fix_prints_the_fixed_notebook():
+    cell = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+            "source": BUGGY.splitlines(keepends=True)}
+    nb = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    result = run("check", "--fix", "-", "--stdin-filename", "t.ipynb", input=json.dumps(nb, indent=1) + "\n")
+    fixed = json.loads(result.stdout)
+    assert "    optimizer.zero_grad()\n" in fixed["cells"][0]["source"]

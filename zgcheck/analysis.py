@@ -264,6 +264,8 @@ class ModuleAnalysis:
         if binding is not None and binding.kind not in ("other",):
             return False
         name = recognise.leaf(target.key)
+        if target.key in self.tables.model_names or name in self.tables.model_names:
+            return False  # configured as a model: never an optimizer, whatever its name
         if target.key in self.tables.optimizer_names or name in self.tables.optimizer_names:
             return True
         return "sched" not in target.key.lower() and bool(recognise.OPTIMIZER_NAME.match(name))

@@ -163,22 +163,9 @@ def _check_stdin(name: str, config: Config, mode: runner.Mode) -> runner.FileRes
     if mode.fix or mode.diff:
         result = runner.fix_source(name, data, config, mode, write=False)
         if mode.fix:  # the fixed source goes to stdout, diagnostics to stderr
-            decoded = _fixed_stdin_text(name, data, config, mode)
-            sys.stdout.write(decoded)
+            sys.stdout.write(result.fixed_text if result.fixed_text is not None else _STDIN_TEXT[0])
         return result
     return runner.FileResult(name, check_source(data, name, config))
-
-
-def _fixed_stdin_text(name: str, data: bytes, config: Config, mode: runner.Mode) -> str:
-    from . import fixes
-    from .checker import check_text
-    from .source import decode
-
-    decoded = decode(data, name)
-    if isinstance(decoded, Diagnostic):
-        return data.decode("utf-8", errors="replace")
-    outcome = fixes.fix_text(decoded[0], lambda t: check_text(t, name, config), unsafe=mode.unsafe)
-    return decoded[0] if outcome.error else outcome.text
 
 
 def _summary(diagnostics, checked: int, fixed: int, diff: bool, results) -> str:
@@ -223,6 +210,18 @@ def rule(code, show_all):
     click.echo(render_rule(found))
 
 
+def _as_typed(d: Diagnostic) -> Diagnostic:
+    """Frames give absolute paths; show those under the working directory relative to it."""
+    from dataclasses import replace
+
+    def short(path: str) -> str:
+        rel = os.path.relpath(path) if os.path.isabs(path) else path
+        return path if rel.startswith("..") else rel
+
+    related = tuple(replace(r, path=short(r.path)) for r in d.related)
+    return replace(d, path=short(d.path), related=related)
+
+
 def render_rule(r) -> str:
     def block(code: str) -> str:
         return "```python\n" + code + "```\n"
@@ -245,7 +244,7 @@ def verify(script, args, output_format):
         raise click.ClickException(
             f"`zgcheck verify` needs PyTorch ({err}). Install it with: pip install 'zgcheck[runtime]'")
     result = run_script(script, list(args))
-    diagnostics = sorted(result.diagnostics, key=Diagnostic.sort_key)
+    diagnostics = sorted((_as_typed(d) for d in result.diagnostics), key=Diagnostic.sort_key)
     if result.error:
         click.echo("---- the script raised (its own traceback) ----", err=True)
         click.echo(result.error.rstrip("\n"), err=True)

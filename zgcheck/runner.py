@@ -41,6 +41,7 @@ class FileResult:
     diff: str = ""
     errors: List[Diagnostic] = field(default_factory=list)  # fixes that could not be written
     conflicts: int = 0
+    fixed_text: Optional[str] = None  # the file's text after fixing, when it changed
 
 
 def run(paths: Sequence[str], config: Config, mode: Mode, jobs: int,
@@ -108,6 +109,7 @@ def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool =
         return result
     if not outcome.changed:
         return result
+    result.fixed_text = outcome.text
     if mode.diff:
         result.diff = "".join(difflib.unified_diff(
             text.splitlines(keepends=True), outcome.text.splitlines(keepends=True), path, path))
@@ -144,6 +146,7 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
         result.diagnostics = check_source(data, path, config)
         result.fixed = 0
         return result
+    result.fixed_text = new_text
     new_mapping = notebook.virtual_source(new_text)[1]
     result.diagnostics = [notebook.map_diagnostic(d, new_mapping, path) for d in outcome.remaining]
     if mode.diff:

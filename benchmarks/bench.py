@@ -1,0 +1,517 @@
+"""Speed and memory of zgcheck against named peers on the same files, as ratios.
+
+    python benchmarks/bench.py --corpus torch=/path/to/site-packages/torch \\
+        --corpus stdlib=/path/to/lib/python3.11 --corpus realworld=/path/to/repos \\
+        --zgcheck /work/venv/bin/zgcheck --ruff /work/benchvenv/bin/ruff \\
+        --torchfix /work/benchvenv/bin/torchfix --pyflakes /work/benchvenv/bin/pyflakes \\
+        --fixit /work/benchvenv/bin/fixit --repeat 3 --json results.json
+
+Standard library only; every tool runs as a fresh subprocess (found on PATH or
+given by flag; a tool that is not found is skipped and listed as such).
+
+Same files for every tool: the benchmark walks each corpus itself (`.py`
+files, skipping the directories zgcheck skips by default: `.git`, virtualenvs,
+`__pycache__`, `build`, `dist`, `site-packages`, ...; `.gitignore` is *not*
+honoured) and passes the same sorted list of absolute paths to every tool, so
+no tool's own discovery (or a `.gitignore` above the corpus) changes the
+workload. Every run happens in a fresh empty temporary working directory, so
+caches (`.zgcheck_cache`) never land in a corpus or in this repository.
+
+Measured per run:
+- wall time (perf_counter around spawn..reap), the median over --repeat runs;
+- CPU time (user+sys) of the tool and every descendant it reaped, from
+  `os.wait4` on the tool's process;
+- peak RSS of the largest single process in the tree (`ru_maxrss` from
+  `os.wait4`: Linux reports the maximum over the process and its reaped
+  descendants, not their sum; `getrusage(RUSAGE_CHILDREN)` deltas cannot give
+  a per-run peak, since that value only ever grows);
+- peak memory of the whole tree (`tree`): the sum of PSS
+  (`/proc/PID/smaps_rollup`) over the tool and all its descendants, sampled
+  every --sample-interval seconds (Linux only; PSS splits pages shared after
+  fork, so workers are not double counted; short peaks between samples can be
+  missed). This is the number to compare for multi-process tools (zgcheck's
+  process pool, torchfix's and fixit's worker pools, ruff's threads).
+
+The benchmark makes itself a child subreaper (Linux), so a worker that its
+parent did not reap is still reaped here and its rusage folded into the run.
+
+Variants of zgcheck: `--no-cache` (the reference every ratio divides by),
+`--no-cache --jobs 1`, and the cache: a cold run with the cache on, then a warm
+run in the same working directory (the warm one is the "warm" row).
+
+Status: a nonzero exit is normal for linters that find things. A run is a
+*crash* when it is killed by a signal, times out, prints a Python traceback or
+exits with a code that tool never uses for findings (zgcheck/ruff 2,
+...). Per-file failures a tool reports itself (torchfix exit 1, fixit exit
+2/3: files it could not parse) are counted, not called crashes. zgcheck's
+ZG999 (internal error) diagnostics are counted and listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from typing import Dict, List, Optional, Sequence, Tuple
+
+SKIP_DIRS = frozenset((
+    ".git", ".hg", ".svn", ".bzr", ".venv", "venv", ".env", "env", "__pycache__", ".mypy_cache",
+    ".pytest_cache", ".ruff_cache", ".tox", ".nox", ".eggs", "build", "dist", "node_modules",
+    "site-packages", ".ipynb_checkpoints", ".zgcheck_cache", "__pypackages__", "_build", "buck-out",
+))
+
+REFERENCE = ("zgcheck", "no-cache")
+TOOLS = ("zgcheck", "ruff", "torchfix", "pyflakes", "fixit")
+TRACEBACK = "Traceback (most recent call last)"
+
+
+# --------------------------------------------------------------------------- corpus
+
+def corpus_files(root: str) -> List[str]:
+    """Every .py file under root (absolute, sorted), skipping SKIP_DIRS and virtualenvs."""
+    out = []
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS
+                         and not os.path.exists(os.path.join(directory, d, "pyvenv.cfg")))
+        out.extend(os.path.join(directory, f) for f in files if f.endswith(".py"))
+    return sorted(os.path.abspath(p) for p in out if os.path.isfile(p))
+
+
+def corpus_stats(files: Sequence[str]) -> Dict[str, int]:
+    """Sizes, and how many files pass each tool's cheap byte gate. Reading every
+    file also warms the page cache before the first timed run."""
+    stats = Counter(files=len(files))
+    for path in files:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            stats["unreadable"] += 1
+            continue
+        stats["bytes"] += len(data)
+        stats["lines"] += data.count(b"\n")
+        stats["mention_backward"] += b"backward" in data  # zgcheck parses these (plus importers of helpers)
+        stats["mention_torch"] += b"torch" in data  # torchfix parses only these
+    return dict(stats)
+
+
+# --------------------------------------------------------------------------- tools
+
+def tool_commands(name: str, exe: str, files: Sequence[str]) -> List[Tuple[str, List[List[str]]]]:
+    """(variant, commands) pairs; a variant with two commands runs both in one cwd
+    and measures the last (the warm cache)."""
+    if name == "zgcheck":
+        base = [exe, "check", "--output-format", "concise"]
+        return [
+            ("no-cache", [base + ["--no-cache", *files]]),
+            ("no-cache --jobs 1", [base + ["--no-cache", "--jobs", "1", *files]]),
+            ("warm cache", [base + list(files), base + list(files)]),
+        ]
+    if name == "ruff":
+        # --isolated: ignore every pyproject/ruff.toml (the corpora carry their own), so the
+        # default rule set applies everywhere; concise output like zgcheck's.
+        return [("default rules", [[exe, "check", "--isolated", "--no-cache", "--output-format", "concise", *files]])]
+    if name == "torchfix":
+        return [("default rules", [[exe, *files]])]
+    if name == "pyflakes":
+        return [("", [[exe, *files]])]
+    if name == "fixit":
+        return [("1 rule", [[exe, "--rules", "fixit.rules:NoRedundantFString", "lint", *files]])]
+    raise ValueError(name)
+
+
+def tool_version(exe: str, name: str) -> str:
+    args = [exe, "--version"]
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        text = (out.stdout.strip() or out.stderr.strip()).splitlines()[0]
+        return re.sub(r"^(%s),? (version )?" % re.escape(name), "", text)
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "?"
+
+
+NORMAL_EXIT = {"zgcheck": {0, 1}, "ruff": {0, 1}, "torchfix": {0, 1}, "pyflakes": {0, 1}, "fixit": {0, 1, 2, 3}}
+
+_ZG = re.compile(r": (ZG\d{3}) ")
+_RUFF = re.compile(r"^.+?:\d+:\d+: ([A-Za-z][\w-]*)", re.M)
+_TOR = re.compile(r"^.+?:\d+:\d+: (TOR\d+) ", re.M)
+_FIXIT = re.compile(r"^\S.*@\d+:\d+ (\w+): ", re.M)
+_LOCATED = re.compile(r"^.+?:\d+:\d+:? ", re.M)
+
+
+def parse_output(name: str, variant: str, rc: int, out: str, err: str, nfiles: int) -> Dict:
+    """Files processed and diagnostics, as far as each tool's output tells."""
+    info: Dict = {"codes": {}, "diagnostics": None, "files_processed": None, "file_failures": 0}
+    if name == "zgcheck":
+        codes = Counter(m.group(1) for line in out.splitlines() for m in [_ZG.search(line)] if m)
+        info["codes"] = dict(sorted(codes.items()))
+        info["diagnostics"] = sum(codes.values())
+        m = re.search(r"\((\d+) files? checked\)|in (\d+) files? checked", err)
+        info["files_processed"] = int(m.group(1) or m.group(2)) if m else None
+        info["internal_errors"] = [line for line in out.splitlines() if " ZG999 " in line]
+        info["file_failures"] = sum(n for c, n in codes.items() if c.startswith("ZG9"))
+    elif name == "ruff":
+        codes = Counter(_RUFF.findall(out))
+        info["codes"] = dict(codes.most_common(10))
+        info["diagnostics"] = sum(codes.values())
+        info["files_processed"] = nfiles
+        info["file_failures"] = codes.get("SyntaxError", 0) + codes.get("invalid-syntax", 0)
+    elif name == "torchfix":
+        codes = Counter(_TOR.findall(out))
+        info["codes"] = dict(sorted(codes.items()))
+        info["diagnostics"] = sum(codes.values())
+        m = re.search(r"Finished checking (\d+) files", err)
+        info["files_processed"] = int(m.group(1)) if m else None
+        info["file_failures"] = 1 if rc == 1 else 0  # torchfix only says "some file failed"
+    elif name == "pyflakes":
+        info["diagnostics"] = len(_LOCATED.findall(out))
+        info["file_failures"] = len(_LOCATED.findall(err))  # syntax / decoding errors
+        info["files_processed"] = nfiles
+    elif name == "fixit":
+        codes = Counter(_FIXIT.findall(out))
+        info["codes"] = dict(sorted(codes.items()))
+        info["diagnostics"] = sum(codes.values())
+        m = re.search(r"(\d+) files? (?:checked|clean)", err)
+        info["files_processed"] = int(m.group(1)) if m else None
+        info["file_failures"] = 1 if rc in (2, 3) else 0
+    return info
+
+
+# --------------------------------------------------------------------------- measuring
+
+def _become_subreaper() -> bool:
+    """PR_SET_CHILD_SUBREAPER: orphaned grandchildren are reparented to us, not init."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _children_table() -> Dict[int, List[int]]:
+    table: Dict[int, List[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        table.setdefault(ppid, []).append(int(entry))
+    return table
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class TreeSampler(threading.Thread):
+    """Peak of sum(PSS) and of the process count over root's descendants (and any
+    orphans reparented to this process)."""
+
+    def __init__(self, root: int, interval: float):
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.peak_kb, self.peak_procs, self.samples = 0, 0, 0
+        self._stop_event = threading.Event()
+
+    def run(self):
+        me = os.getpid()
+        while not self._stop_event.is_set():
+            table = _children_table()
+            pids, todo = set(), [self.root] + [p for p in table.get(me, []) if p != self.root]
+            while todo:
+                pid = todo.pop()
+                if pid not in pids:
+                    pids.add(pid)
+                    todo.extend(table.get(pid, []))
+            total = sum(_pss_kb(p) for p in pids)
+            self.peak_kb = max(self.peak_kb, total)
+            self.peak_procs = max(self.peak_procs, len(pids))
+            self.samples += 1
+            self._stop_event.wait(self.interval)
+
+    def stop(self):
+        self._stop_event.set()
+        self.join()
+
+
+def run_once(cmd: List[str], cwd: str, timeout: float, sample: Optional[float]) -> Dict:
+    """Spawn cmd, reap it with wait4: wall, CPU and max RSS of the tree."""
+    env = dict(os.environ, NO_COLOR="1", TERM="dumb")
+    with tempfile.TemporaryFile("w+", errors="replace") as out, \
+            tempfile.TemporaryFile("w+", errors="replace") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                env=env, start_new_session=True)
+        sampler = TreeSampler(proc.pid, sample) if sample and os.path.isdir("/proc") else None
+        if sampler:
+            sampler.start()
+        timed_out = False
+        deadline = start + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                timed_out = True
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.005)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from reaping again
+        if sampler:
+            sampler.stop()
+        cpu = usage.ru_utime + usage.ru_stime
+        maxrss = usage.ru_maxrss
+        # Orphans reparented to us (we are a subreaper): reap them into this run.
+        while True:
+            try:
+                opid, _, ousage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if not opid:
+                break
+            cpu += ousage.ru_utime + ousage.ru_stime
+            maxrss = max(maxrss, ousage.ru_maxrss)
+        out.seek(0)
+        err.seek(0)
+        return {
+            "rc": proc.returncode, "wall": wall, "cpu": cpu, "maxrss_kb": maxrss,
+            "tree_pss_kb": sampler.peak_kb if sampler else None,
+            "tree_procs": sampler.peak_procs if sampler else None,
+            "timed_out": timed_out, "stdout": out.read(), "stderr": err.read(),
+        }
+
+
+def classify(name: str, result: Dict) -> Optional[str]:
+    """None for a normal run, else why it counts as a crash."""
+    if result["timed_out"]:
+        return "timeout"
+    if result["rc"] < 0:
+        return f"killed by signal {-result['rc']}"
+    if TRACEBACK in result["stderr"] or TRACEBACK in result["stdout"]:
+        lines = [l for l in (result["stderr"] + result["stdout"]).splitlines() if l.strip()]
+        last = next((l for l in reversed(lines) if re.match(r"^\w+(\.\w+)*(Error|Exception)\b", l)), lines[-1])
+        return f"traceback (rc={result['rc']}): {last.strip()[:200]}"
+    if result["rc"] not in NORMAL_EXIT[name]:
+        tail = result["stderr"].strip().splitlines()[-1:] or [""]
+        return f"exit {result['rc']}: {tail[0][:200]}"
+    return None
+
+
+# --------------------------------------------------------------------------- driver
+
+def bench_corpus(label: str, root: str, tools: Dict[str, str], repeat: int, timeout: float,
+                 sample: Optional[float], log) -> Dict:
+    files = corpus_files(root)
+    stats = corpus_stats(files)
+    log(f"[{label}] {root}: {stats['files']} files, {stats.get('bytes', 0) / 1e6:.1f} MB")
+    rows: Dict[Tuple[str, str], Dict] = {}
+    plan = []
+    for name, exe in tools.items():
+        for variant, commands in tool_commands(name, exe, files):
+            rows[(name, variant)] = {"tool": name, "variant": variant, "runs": [],
+                                     "command": " ".join(commands[-1][:len(commands[-1]) - len(files)] + ["<files>"])}
+            plan.append((name, variant, commands))
+    for r in range(repeat):  # round-robin, so drifting machine load spreads over all tools
+        for name, variant, commands in plan:
+            with tempfile.TemporaryDirectory(prefix="zgbench-") as cwd:
+                for i, cmd in enumerate(commands):
+                    res = run_once(cmd, cwd, timeout, sample)
+                    crash = classify(name, res)
+                    info = parse_output(name, variant, res["rc"], res["stdout"], res["stderr"], len(files))
+                    if len(commands) > 1 and i < len(commands) - 1:
+                        row = rows[(name, variant)]
+                        row.setdefault("cold_runs", []).append({"wall": res["wall"], "cpu": res["cpu"],
+                                                                "rc": res["rc"], "crash": crash})
+                        if crash:
+                            break
+                        continue
+                    run = {k: res[k] for k in ("rc", "wall", "cpu", "maxrss_kb", "tree_pss_kb", "tree_procs")}
+                    run.update(crash=crash, **info)
+                    if crash:
+                        run["stderr_tail"] = res["stderr"][-3000:]
+                    rows[(name, variant)]["runs"].append(run)
+                    log(f"[{label}] {r + 1}/{repeat} {name} {variant}: {res['wall']:.2f}s "
+                        f"cpu {res['cpu']:.1f}s rss {res['maxrss_kb'] / 1024:.0f}MB rc={res['rc']}"
+                        + (f" CRASH {crash}" if crash else ""))
+    summary = []
+    for row in rows.values():
+        runs = row["runs"]
+        if not runs:
+            continue
+        def med(key):
+            vals = [x[key] for x in runs if x.get(key) is not None]
+            return statistics.median(vals) if vals else None
+        last = runs[-1]
+        row.update(wall=med("wall"), cpu=med("cpu"), maxrss_kb=med("maxrss_kb"), tree_pss_kb=med("tree_pss_kb"),
+                   tree_procs=max((x["tree_procs"] or 0) for x in runs),
+                   files_processed=last.get("files_processed"), diagnostics=last.get("diagnostics"),
+                   codes=last.get("codes"), file_failures=last.get("file_failures"),
+                   crashes=[x["crash"] for x in runs if x["crash"]],
+                   internal_errors=last.get("internal_errors"))
+        if row.get("cold_runs"):
+            row["cold_wall"] = statistics.median(x["wall"] for x in row["cold_runs"])
+        row["files_per_s"] = stats["files"] / row["wall"] if row["wall"] else None
+        summary.append(row)
+    ref = rows.get(REFERENCE)
+    for row in summary:
+        for key in ("wall", "cpu", "maxrss_kb", "tree_pss_kb"):
+            base = ref.get(key) if ref else None
+            row[f"{key}_ratio"] = (row[key] / base) if base and row.get(key) is not None else None
+    return {"label": label, "root": os.path.abspath(root), "stats": stats, "rows": summary}
+
+
+def _fmt(value, spec=".2f", suffix=""):
+    return "—" if value is None else f"{value:{spec}}{suffix}"
+
+
+def markdown(corpus: Dict) -> str:
+    s = corpus["stats"]
+    lines = [f"### {corpus['label']} — `{corpus['root']}`", "",
+             f"{s['files']} `.py` files, {s.get('bytes', 0) / 1e6:.1f} MB, {s.get('lines', 0):,} lines; "
+             f"{s.get('mention_backward', 0)} mention `backward` (zgcheck's byte gate), "
+             f"{s.get('mention_torch', 0)} mention `torch` (torchfix's).", "",
+             "| tool | variant | wall (s) | tool/zgcheck | files/s | CPU (s) | max RSS, largest process (MB) "
+             "| RSS ratio | peak tree PSS (MB) | PSS ratio | procs | files processed | diagnostics | status |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    for r in corpus["rows"]:
+        status = "ok"
+        if r["crashes"]:
+            status = f"CRASH x{len(r['crashes'])}: {r['crashes'][0]}"
+        elif r.get("file_failures"):
+            status = f"ok ({r['file_failures']} file failures)" if r["tool"] != "torchfix" else "ok (some files failed to parse)"
+        variant = r["variant"]
+        if r.get("cold_wall") is not None:
+            variant += f" (cold run {r['cold_wall']:.2f}s)"
+        lines.append("| " + " | ".join([
+            r["tool"], variant, _fmt(r["wall"]), _fmt(r["wall_ratio"], ".2f", "x"),
+            _fmt(r["files_per_s"], ".0f"), _fmt(r["cpu"], ".1f"),
+            _fmt(r["maxrss_kb"] / 1024 if r["maxrss_kb"] else None, ".0f"), _fmt(r["maxrss_kb_ratio"], ".2f", "x"),
+            _fmt(r["tree_pss_kb"] / 1024 if r["tree_pss_kb"] else None, ".0f"), _fmt(r["tree_pss_kb_ratio"], ".2f", "x"),
+            str(r["tree_procs"] or "—"), _fmt(r["files_processed"], "d"), _fmt(r["diagnostics"], "d"), status,
+        ]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> Dict:
+    model = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next((l.split(":", 1)[1].strip() for l in handle if l.startswith("model name")), model)
+    except OSError:
+        pass
+    info = {"platform": platform.platform(), "cpu": model, "cpus": os.cpu_count(),
+            "python": sys.version.split()[0]}
+    try:
+        with open("/proc/meminfo") as handle:
+            info["mem_gb"] = round(int(handle.readline().split()[1]) / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return info
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", action="append", required=True, metavar="[NAME=]DIR",
+                        help="a directory of Python files (repeatable)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tool and variant (median reported)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds before a run is killed")
+    parser.add_argument("--sample-interval", type=float, default=0.1,
+                        help="seconds between process-tree PSS samples; 0 disables")
+    parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of " + ",".join(TOOLS))
+    for name in TOOLS:
+        parser.add_argument(f"--{name}", metavar="PATH", help=f"the {name} executable (default: on PATH)")
+    parser.add_argument("--json", metavar="PATH", help="write all measurements as JSON")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the tables to this file")
+    args = parser.parse_args(argv)
+
+    wanted = [t.strip() for t in args.tools.split(",") if t.strip()]
+    tools, missing, versions = {}, [], {}
+    for name in wanted:
+        if name not in TOOLS:
+            parser.error(f"unknown tool {name!r}")
+        exe = getattr(args, name) or shutil.which(name)
+        if exe and os.path.exists(exe):
+            tools[name] = os.path.abspath(exe)
+            versions[name] = tool_version(tools[name], name)
+        else:
+            missing.append(name)
+    if "zgcheck" not in tools:
+        parser.error("zgcheck not found (put it on PATH or pass --zgcheck PATH)")
+    _become_subreaper()
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    started = datetime.datetime.now().astimezone()
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    corpora = []
+    for spec in args.corpus:
+        label, _, root = spec.rpartition("=")
+        if not os.path.isdir(root):
+            parser.error(f"{root}: not a directory")
+        corpora.append(bench_corpus(label or os.path.basename(os.path.normpath(root)), root, tools, args.repeat,
+                                    args.timeout, args.sample_interval or None, log))
+    result = {
+        "date": started.isoformat(timespec="seconds"), "duration_s": round(
+            (datetime.datetime.now().astimezone() - started).total_seconds(), 1),
+        "machine": machine(), "load_before": load_before,
+        "load_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "repeat": args.repeat, "tools": tools, "versions": versions, "missing": missing, "corpora": corpora,
+    }
+    m = result["machine"]
+    text = [f"zgcheck benchmark, {result['date']}, {m['cpus']} CPUs ({m['cpu']}), {m.get('mem_gb', '?')} GB, "
+            f"Python {m['python']}; median of {args.repeat} runs; load average before/after: "
+            f"{_fmt(load_before[0] if load_before else None)} / {_fmt(result['load_after'][0] if result['load_after'] else None)}",
+            "", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items())
+            + (f"; not found: {', '.join(missing)}" if missing else ""), ""]
+    text += [markdown(c) for c in corpora]
+    crashes = [(c["label"], r["tool"], r["variant"], x) for c in corpora for r in c["rows"] for x in r["crashes"]]
+    internal = [(c["label"], line) for c in corpora for r in c["rows"]
+                if r["tool"] == "zgcheck" and r["variant"] == "no-cache" for line in (r.get("internal_errors") or [])]
+    if crashes:
+        text += ["Crashes:", ""] + [f"- {c} {t} ({v}): {x}" for c, t, v, x in crashes] + [""]
+    if internal:
+        text += ["zgcheck internal errors (ZG999):", ""] + [f"- [{c}] {line}" for c, line in internal] + [""]
+    report = "\n".join(text)
+    print(report)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as handle:
+            handle.write(report)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=1)
+    return 1 if crashes else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
