@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import textwrap
 from collections import deque
-from typing import Iterable, List, Optional, Set, Union
+from typing import Iterable, Optional, Set, Union
 
 import libcst
 import pytest

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 
 import pytest
 from click.testing import CliRunner
@@ -13,19 +12,7 @@ from click.testing import CliRunner
 from zgcheck.cli import main
 from zgcheck.rules import ALL_RULES
 
-from fixture_support import FIXTURES
-
-BUGGY = textwrap.dedent("""\
-    import torch
-    model = torch.nn.Linear(2, 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    for x in torch.randn(3, 4, 2):
-        loss = model(x).sum()
-        loss.backward()
-        optimizer.step()
-    """)
-CLEAN = BUGGY.replace("    loss = model", "    optimizer.zero_grad()\n    loss = model")
-
+from cli_support import BUGGY, CLEAN
 
 def run(*args, input=None):
     return CliRunner().invoke(main, list(args), input=input)

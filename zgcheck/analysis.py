@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
@@ -23,7 +23,7 @@ from . import conditions, frameworks, recognise
 from .engine import RootRun
 from .project import Project, collect_imports
 from .recognise import Binding, Tables
-from .rules import ALL_RULES, Finding, Rule, Site
+from .rules import ALL_RULES, Finding, Rule
 from . import source as sourcemod
 from .source import ParsedSource
 from .types import Event, EventKind, TargetKind

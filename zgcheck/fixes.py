@@ -7,7 +7,7 @@ them survives: comments, blank lines, tabs, CRLF, BOM and encoding cookies.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import libcst as cst
 

@@ -15,7 +15,6 @@ from typing import Iterator, List, Tuple
 
 import libcst as cst
 
-from .recognise import dotted
 from .rules import Finding, Site
 from .types import EventKind, Span
 

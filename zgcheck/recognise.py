@@ -10,12 +10,12 @@ something else entirely (a scheduler, an environment). No rule logic here.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
-from .types import Event, EventKind, Span, TargetKind
+from .types import Event, EventKind, TargetKind
 
 # --- tables ---------------------------------------------------------------
 
