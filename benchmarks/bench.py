@@ -27,7 +27,7 @@ Measured per run:
   a per-run peak, since that value only ever grows);
 - peak memory of the whole tree (`tree`): the sum of PSS
   (`/proc/PID/smaps_rollup`) over the tool and all its descendants, sampled
-  every --sample-interval seconds (Linux only; PSS splits pages shared after
+  every --sample-interval seconds (default 0.2; Linux only; PSS splits pages shared after
   fork, so workers are not double counted; short peaks between samples can be
   missed). This is the number to compare for multi-process tools (zgcheck's
   process pool, torchfix's and fixit's worker pools, ruff's threads).
@@ -72,7 +72,7 @@ SKIP_DIRS = frozenset((
     "site-packages", ".ipynb_checkpoints", ".zgcheck_cache", "__pypackages__", "_build", "buck-out",
 ))
 
-REFERENCE = ("zgcheck", "no-cache")
+REFERENCE = "zgcheck.nocache"
 TOOLS = ("zgcheck", "ruff", "torchfix", "pyflakes", "fixit")
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -109,26 +109,28 @@ def corpus_stats(files: Sequence[str]) -> Dict[str, int]:
 
 # --------------------------------------------------------------------------- tools
 
-def tool_commands(name: str, exe: str, files: Sequence[str]) -> List[Tuple[str, List[List[str]]]]:
-    """(variant, commands) pairs; a variant with two commands runs both in one cwd
-    and measures the last (the warm cache)."""
+def tool_commands(name: str, exe: str, files: Sequence[str]) -> List[Tuple[str, str, List[List[str]]]]:
+    """(key, label, commands) per variant; a variant with two commands runs both in
+    one working directory and measures the last (the warm cache)."""
     if name == "zgcheck":
         base = [exe, "check", "--output-format", "concise"]
         return [
-            ("no-cache", [base + ["--no-cache", *files]]),
-            ("no-cache --jobs 1", [base + ["--no-cache", "--jobs", "1", *files]]),
-            ("warm cache", [base + list(files), base + list(files)]),
+            ("zgcheck.nocache", "--no-cache", [base + ["--no-cache", *files]]),
+            ("zgcheck.jobs1", "--no-cache --jobs 1", [base + ["--no-cache", "--jobs", "1", *files]]),
+            ("zgcheck.warm", "warm cache", [base + list(files), base + list(files)]),
         ]
     if name == "ruff":
         # --isolated: ignore every pyproject/ruff.toml (the corpora carry their own), so the
         # default rule set applies everywhere; concise output like zgcheck's.
-        return [("default rules", [[exe, "check", "--isolated", "--no-cache", "--output-format", "concise", *files]])]
+        return [("ruff", "default rules", [[exe, "check", "--isolated", "--no-cache", "--output-format", "concise",
+                                            *files]])]
     if name == "torchfix":
-        return [("default rules", [[exe, *files]])]
+        return [("torchfix", "default rules", [[exe, *files]])]
     if name == "pyflakes":
-        return [("", [[exe, *files]])]
+        return [("pyflakes", "", [[exe, *files]])]
     if name == "fixit":
-        return [("1 rule", [[exe, "--rules", "fixit.rules:NoRedundantFString", "lint", *files]])]
+        return [("fixit", "1 rule (NoRedundantFString)",
+                 [[exe, "--rules", "fixit.rules:NoRedundantFString", "lint", *files]])]
     raise ValueError(name)
 
 
@@ -151,7 +153,7 @@ _FIXIT = re.compile(r"^\S.*@\d+:\d+ (\w+): ", re.M)
 _LOCATED = re.compile(r"^.+?:\d+:\d+:? ", re.M)
 
 
-def parse_output(name: str, variant: str, rc: int, out: str, err: str, nfiles: int) -> Dict:
+def parse_output(name: str, rc: int, out: str, err: str, nfiles: int) -> Dict:
     """Files processed and diagnostics, as far as each tool's output tells."""
     info: Dict = {"codes": {}, "diagnostics": None, "files_processed": None, "file_failures": 0}
     if name == "zgcheck":
@@ -204,19 +206,20 @@ def _become_subreaper() -> bool:
         return False
 
 
-def _children_table() -> Dict[int, List[int]]:
-    table: Dict[int, List[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+def _children(pid: int) -> List[int]:
+    """Direct children of pid, from /proc/PID/task/*/children (cheap: no scan of /proc)."""
+    out: List[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
         try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-        table.setdefault(ppid, []).append(int(entry))
-    return table
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as handle:
+                out.extend(int(x) for x in handle.read().split())
+        except (OSError, ValueError):
+            pass
+    return out
 
 
 def _pss_kb(pid: int) -> int:
@@ -243,13 +246,12 @@ class TreeSampler(threading.Thread):
     def run(self):
         me = os.getpid()
         while not self._stop_event.is_set():
-            table = _children_table()
-            pids, todo = set(), [self.root] + [p for p in table.get(me, []) if p != self.root]
+            pids, todo = set(), [self.root] + [p for p in _children(me) if p != self.root]
             while todo:
                 pid = todo.pop()
                 if pid not in pids:
                     pids.add(pid)
-                    todo.extend(table.get(pid, []))
+                    todo.extend(_children(pid))
             total = sum(_pss_kb(p) for p in pids)
             self.peak_kb = max(self.peak_kb, total)
             self.peak_procs = max(self.peak_procs, len(pids))
@@ -331,39 +333,48 @@ def classify(name: str, result: Dict) -> Optional[str]:
 
 # --------------------------------------------------------------------------- driver
 
-def bench_corpus(label: str, root: str, tools: Dict[str, str], repeat: int, timeout: float,
+def bench_corpus(label: str, root: str, tools: Dict[str, str], repeats: Dict[str, int], timeout: float,
                  sample: Optional[float], log) -> Dict:
     files = corpus_files(root)
     stats = corpus_stats(files)
     log(f"[{label}] {root}: {stats['files']} files, {stats.get('bytes', 0) / 1e6:.1f} MB")
-    rows: Dict[Tuple[str, str], Dict] = {}
+    rows: Dict[str, Dict] = {}
     plan = []
     for name, exe in tools.items():
-        for variant, commands in tool_commands(name, exe, files):
-            rows[(name, variant)] = {"tool": name, "variant": variant, "runs": [],
-                                     "command": " ".join(commands[-1][:len(commands[-1]) - len(files)] + ["<files>"])}
-            plan.append((name, variant, commands))
-    for r in range(repeat):  # round-robin, so drifting machine load spreads over all tools
-        for name, variant, commands in plan:
+        for key, variant, commands in tool_commands(name, exe, files):
+            n = repeats.get(key, repeats.get(name, repeats[""]))
+            if n <= 0:
+                continue
+            rows[key] = {"key": key, "tool": name, "variant": variant, "runs": [], "repeat": n,
+                         "command": " ".join(commands[-1][:len(commands[-1]) - len(files)] + ["<files>"])}
+            plan.append((key, name, variant, commands, n))
+    for r in range(max((p[-1] for p in plan), default=0)):  # round-robin: drifting load spreads over all tools
+        for key, name, variant, commands, n in plan:
+            if r >= n:
+                continue
+            row = rows[key]
             with tempfile.TemporaryDirectory(prefix="zgbench-") as cwd:
                 for i, cmd in enumerate(commands):
+                    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
                     res = run_once(cmd, cwd, timeout, sample)
                     crash = classify(name, res)
-                    info = parse_output(name, variant, res["rc"], res["stdout"], res["stderr"], len(files))
-                    if len(commands) > 1 and i < len(commands) - 1:
-                        row = rows[(name, variant)]
+                    if i < len(commands) - 1:  # the cold run that fills the cache
                         row.setdefault("cold_runs", []).append({"wall": res["wall"], "cpu": res["cpu"],
                                                                 "rc": res["rc"], "crash": crash})
                         if crash:
+                            row["runs"].append({"rc": res["rc"], "wall": None, "cpu": None, "maxrss_kb": None,
+                                                "tree_pss_kb": None, "tree_procs": None, "crash": "cold run: " + crash,
+                                                "stderr_tail": res["stderr"][-3000:]})
                             break
                         continue
+                    info = parse_output(name, res["rc"], res["stdout"], res["stderr"], len(files))
                     run = {k: res[k] for k in ("rc", "wall", "cpu", "maxrss_kb", "tree_pss_kb", "tree_procs")}
-                    run.update(crash=crash, **info)
+                    run.update(crash=crash, load=load, **info)
                     if crash:
                         run["stderr_tail"] = res["stderr"][-3000:]
-                    rows[(name, variant)]["runs"].append(run)
-                    log(f"[{label}] {r + 1}/{repeat} {name} {variant}: {res['wall']:.2f}s "
-                        f"cpu {res['cpu']:.1f}s rss {res['maxrss_kb'] / 1024:.0f}MB rc={res['rc']}"
+                    row["runs"].append(run)
+                    log(f"[{label}] {r + 1}/{n} {name} {variant}: {res['wall']:.2f}s "
+                        f"cpu {res['cpu']:.1f}s rss {res['maxrss_kb'] / 1024:.0f}MB rc={res['rc']} load {load or 0:.1f}"
                         + (f" CRASH {crash}" if crash else ""))
     summary = []
     for row in rows.values():
@@ -373,15 +384,16 @@ def bench_corpus(label: str, root: str, tools: Dict[str, str], repeat: int, time
         def med(key):
             vals = [x[key] for x in runs if x.get(key) is not None]
             return statistics.median(vals) if vals else None
-        last = runs[-1]
+        last = next((x for x in reversed(runs) if not x["crash"]), runs[-1])
         row.update(wall=med("wall"), cpu=med("cpu"), maxrss_kb=med("maxrss_kb"), tree_pss_kb=med("tree_pss_kb"),
-                   tree_procs=max((x["tree_procs"] or 0) for x in runs),
+                   tree_procs=max((x["tree_procs"] or 0) for x in runs), load=med("load"),
                    files_processed=last.get("files_processed"), diagnostics=last.get("diagnostics"),
                    codes=last.get("codes"), file_failures=last.get("file_failures"),
                    crashes=[x["crash"] for x in runs if x["crash"]],
                    internal_errors=last.get("internal_errors"))
         if row.get("cold_runs"):
             row["cold_wall"] = statistics.median(x["wall"] for x in row["cold_runs"])
+            row["cold_cpu"] = statistics.median(x["cpu"] for x in row["cold_runs"])
         row["files_per_s"] = stats["files"] / row["wall"] if row["wall"] else None
         summary.append(row)
     ref = rows.get(REFERENCE)
@@ -402,9 +414,10 @@ def markdown(corpus: Dict) -> str:
              f"{s['files']} `.py` files, {s.get('bytes', 0) / 1e6:.1f} MB, {s.get('lines', 0):,} lines; "
              f"{s.get('mention_backward', 0)} mention `backward` (zgcheck's byte gate), "
              f"{s.get('mention_torch', 0)} mention `torch` (torchfix's).", "",
-             "| tool | variant | wall (s) | tool/zgcheck | files/s | CPU (s) | max RSS, largest process (MB) "
-             "| RSS ratio | peak tree PSS (MB) | PSS ratio | procs | files processed | diagnostics | status |",
-             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+             "| tool | variant | runs | wall (s) | wall tool/zgcheck | files/s | CPU (s) | CPU tool/zgcheck "
+             "| max RSS, largest process (MB) | RSS ratio | peak tree PSS (MB) | PSS ratio | procs "
+             "| files processed | diagnostics | load | status |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for r in corpus["rows"]:
         status = "ok"
         if r["crashes"]:
@@ -413,13 +426,13 @@ def markdown(corpus: Dict) -> str:
             status = f"ok ({r['file_failures']} file failures)" if r["tool"] != "torchfix" else "ok (some files failed to parse)"
         variant = r["variant"]
         if r.get("cold_wall") is not None:
-            variant += f" (cold run {r['cold_wall']:.2f}s)"
+            variant += f" (cold run: {r['cold_wall']:.2f}s wall, {r['cold_cpu']:.1f}s CPU)"
         lines.append("| " + " | ".join([
-            r["tool"], variant, _fmt(r["wall"]), _fmt(r["wall_ratio"], ".2f", "x"),
-            _fmt(r["files_per_s"], ".0f"), _fmt(r["cpu"], ".1f"),
+            r["tool"], variant, str(len(r["runs"])), _fmt(r["wall"]), _fmt(r["wall_ratio"], ".2f", "x"),
+            _fmt(r["files_per_s"], ".0f"), _fmt(r["cpu"], ".1f"), _fmt(r["cpu_ratio"], ".2f", "x"),
             _fmt(r["maxrss_kb"] / 1024 if r["maxrss_kb"] else None, ".0f"), _fmt(r["maxrss_kb_ratio"], ".2f", "x"),
             _fmt(r["tree_pss_kb"] / 1024 if r["tree_pss_kb"] else None, ".0f"), _fmt(r["tree_pss_kb_ratio"], ".2f", "x"),
-            str(r["tree_procs"] or "—"), _fmt(r["files_processed"], "d"), _fmt(r["diagnostics"], "d"), status,
+            str(r["tree_procs"] or "—"), _fmt(r["files_processed"], "d"), _fmt(r["diagnostics"], "d"), _fmt(r["load"], ".1f"), status,
         ]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -447,8 +460,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--corpus", action="append", required=True, metavar="[NAME=]DIR",
                         help="a directory of Python files (repeatable)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool and variant (median reported)")
+    parser.add_argument("--repeat-for", action="append", default=[], metavar="KEY=N",
+                        help="runs for one tool or zgcheck variant (zgcheck.nocache, zgcheck.jobs1, zgcheck.warm, "
+                             "ruff, torchfix, pyflakes, fixit); 0 skips it; repeatable")
     parser.add_argument("--timeout", type=float, default=900, help="seconds before a run is killed")
-    parser.add_argument("--sample-interval", type=float, default=0.1,
+    parser.add_argument("--sample-interval", type=float, default=0.2,
                         help="seconds between process-tree PSS samples; 0 disables")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of " + ",".join(TOOLS))
     for name in TOOLS:
@@ -470,6 +486,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             missing.append(name)
     if "zgcheck" not in tools:
         parser.error("zgcheck not found (put it on PATH or pass --zgcheck PATH)")
+    repeats = {"": args.repeat}
+    for spec in args.repeat_for:
+        key, _, n = spec.rpartition("=")
+        if not key or not n.isdigit():
+            parser.error(f"--repeat-for {spec!r}: expected KEY=N")
+        repeats[key] = int(n)
+    if repeats.get("zgcheck.nocache", repeats.get("zgcheck", args.repeat)) <= 0:
+        parser.error("zgcheck.nocache is the reference: it needs at least one run")
     _become_subreaper()
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     started = datetime.datetime.now().astimezone()
@@ -479,25 +503,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         label, _, root = spec.rpartition("=")
         if not os.path.isdir(root):
             parser.error(f"{root}: not a directory")
-        corpora.append(bench_corpus(label or os.path.basename(os.path.normpath(root)), root, tools, args.repeat,
+        corpora.append(bench_corpus(label or os.path.basename(os.path.normpath(root)), root, tools, repeats,
                                     args.timeout, args.sample_interval or None, log))
     result = {
         "date": started.isoformat(timespec="seconds"), "duration_s": round(
             (datetime.datetime.now().astimezone() - started).total_seconds(), 1),
         "machine": machine(), "load_before": load_before,
         "load_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "repeat": args.repeat, "tools": tools, "versions": versions, "missing": missing, "corpora": corpora,
+        "repeat": repeats, "tools": tools, "versions": versions, "missing": missing, "corpora": corpora,
     }
     m = result["machine"]
     text = [f"zgcheck benchmark, {result['date']}, {m['cpus']} CPUs ({m['cpu']}), {m.get('mem_gb', '?')} GB, "
-            f"Python {m['python']}; median of {args.repeat} runs; load average before/after: "
+            f"Python {m['python']}; median of the runs shown; load average before/after: "
             f"{_fmt(load_before[0] if load_before else None)} / {_fmt(result['load_after'][0] if result['load_after'] else None)}",
             "", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items())
             + (f"; not found: {', '.join(missing)}" if missing else ""), ""]
     text += [markdown(c) for c in corpora]
     crashes = [(c["label"], r["tool"], r["variant"], x) for c in corpora for r in c["rows"] for x in r["crashes"]]
     internal = [(c["label"], line) for c in corpora for r in c["rows"]
-                if r["tool"] == "zgcheck" and r["variant"] == "no-cache" for line in (r.get("internal_errors") or [])]
+                if r["key"] == REFERENCE for line in (r.get("internal_errors") or [])]
     if crashes:
         text += ["Crashes:", ""] + [f"- {c} {t} ({v}): {x}" for c, t, v, x in crashes] + [""]
     if internal:

@@ -117,10 +117,11 @@ class ModuleAnalysis:
                 self.class_bases[stmt.name.value] = tuple(
                     filter(None, (recognise.dotted(b.value) for b in stmt.bases)))
         self.relevant = self._relevant_defs()
-        for stmt in _flatten_top(module.body):
-            if isinstance(stmt, cst.FunctionDef) and stmt in self.relevant:
+        for stmt in _direct_defs(module.body):  # also those defined inside a top-level loop
+            if stmt in self.relevant:
                 self.functions[stmt.name.value] = self._unit(stmt, stmt.name.value, None, None)
-            elif isinstance(stmt, cst.ClassDef):
+        for stmt in _flatten_top(module.body):
+            if isinstance(stmt, cst.ClassDef):
                 cls = stmt.name.value
                 methods = [m for m in stmt.body.body if isinstance(m, cst.FunctionDef)]
                 if not any(m in self.relevant for m in methods):
@@ -169,8 +170,8 @@ class ModuleAnalysis:
         unit = Unit(name, node, node.body.body if isinstance(node.body, cst.IndentedBlock) else [node.body],
                     params, cls, parent, path=self.path, owner=self)
         unit.bindings = recognise.collect_bindings(node, self.tables)
-        for stmt in _flatten_top(unit.body):
-            if isinstance(stmt, cst.FunctionDef) and stmt in self.relevant:
+        for stmt in _direct_defs(unit.body):  # closures, also those defined inside a loop
+            if stmt in self.relevant:
                 unit.nested[stmt.name.value] = self._unit(stmt, f"{name}.{stmt.name.value}", cls, unit)
         self.units.append(unit)
         return unit
@@ -243,6 +244,10 @@ class ModuleAnalysis:
         modules: Tuple[str, ...] = ()
         if binding is not None and binding.modules:
             modules = tuple(self.resolve(m, scope, hops + 1).key for m in binding.modules)
+        elif binding is not None and binding.kind == "optimizer" and binding.args and hops < 8:
+            params = self.resolve(binding.args[0], scope, hops + 1)  # Adam(params)
+            if params.binding is not None and params.binding.kind == "params":
+                modules = params.modules
         return Target(text, binding, modules)
 
     def lookup(self, text: str, unit: Unit) -> Optional[Binding]:
@@ -439,12 +444,14 @@ class ModuleAnalysis:
             return
         seen = seen | {unit.name}
         graph, events = unit.owner.graph(unit)
+        looping = cfgmod.nodes_in_cycles(graph)
         for node in graph.nodes:
             if node.branch is not None and node.branch[1]:
                 expr, _ = conditions.split_not(node.branch[0])
                 cond = conditions.condition(expr, lambda name: self.cond_name(name, scope))
                 if cond is not None:
-                    yield cond
+                    # Tested again on the next iteration (or the next call of a helper).
+                    yield cond, node.id in looping or scope.depth > 0
         for node_events in events.values():
             for event in node_events:
                 for action, payload in self.actions(event, scope):
@@ -457,11 +464,17 @@ class ModuleAnalysis:
         root = name.split(".", 1)[0]
         if scope.arg(root) is not None:
             return self.resolve(name, scope).key
-        unit = scope.unit
-        local = root in unit.params or any(k.split(".", 1)[0] == root for k in unit.bindings)
-        if scope.depth > 0 and local and root != "self":
-            return f"{unit.name}:{name}"
-        return name
+        if root == "self":
+            return name
+        # The unit that defines the name: a closure's free variable is its parent's local.
+        owner: Optional[Unit] = scope.unit
+        while owner is not None and not (root in owner.params or
+                                         any(k.split(".", 1)[0] == root for k in owner.bindings)):
+            owner = owner.parent
+        if owner is None or owner.parent is None and owner.node is self.parsed.module or \
+                owner.name == scope.stack[0]:
+            return name  # a global, or the root's own local
+        return f"{owner.name}:{name}"
 
     def literal_of(self, name: str, scope: Scope):
         if scope.arg(name.split(".", 1)[0]) is None:
@@ -496,6 +509,16 @@ def _function_defs(body: Sequence[cst.CSTNode]):
             continue
         for suite in _suites(stmt):
             yield from _function_defs(suite)
+
+
+def _direct_defs(body: Sequence[cst.CSTNode]):
+    """Functions defined in this body at any statement depth, but not inside another def or class."""
+    for stmt in body:
+        if isinstance(stmt, cst.FunctionDef):
+            yield stmt
+        elif not isinstance(stmt, (cst.ClassDef, cst.SimpleStatementLine)):
+            for suite in _suites(stmt):
+                yield from _direct_defs(suite)
 
 
 def _suites(stmt: cst.CSTNode):

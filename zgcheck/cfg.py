@@ -296,6 +296,48 @@ def _names_base_exception(type_: cst.BaseExpression) -> bool:
     return any(isinstance(n, cst.Name) and n.value in ("BaseException", "Exception") for n in names)
 
 
+def nodes_in_cycles(graph: CFG) -> set:
+    """Ids of the nodes that lie on a cycle (inside a loop), by Tarjan's SCCs, iteratively."""
+    index: Dict[int, int] = {}
+    low: Dict[int, int] = {}
+    on_stack, stack, out = set(), [], set()
+    counter = 0
+    for root in range(len(graph.nodes)):
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            succs = graph.nodes[node].succs
+            if i < len(succs):
+                work.append((node, i + 1))
+                nxt = succs[i]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in graph.nodes[node].succs:
+                    out.update(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return out
+
+
 def build(body: Sequence[cst.CSTNode], is_zero_loop: Callable[[cst.For], bool] = lambda _: False,
           implicit_loop: bool = False, runs_once: Callable[[cst.For], bool] = lambda _: False) -> CFG:
     """The CFG of a statement list; `implicit_loop` makes it the body of a per-batch loop.

@@ -90,8 +90,8 @@ class RootRun:
     def _tracked(self, scope) -> Dict[str, conditions.Condition]:
         counts: Counter = Counter()
         found: Dict[str, conditions.Condition] = {}
-        for cond in scope.unit.owner.conditions_in(scope.unit, scope, set()):
-            counts[cond.key] += 1
+        for cond, repeats in scope.unit.owner.conditions_in(scope.unit, scope, set()):
+            counts[cond.key] += 2 if repeats else 1  # a test in a loop meets itself again
             found[cond.key] = cond
         repeated = [key for key, n in counts.most_common() if n >= 2][:MAX_TRACKED]
         return {key: found[key] for key in repeated}

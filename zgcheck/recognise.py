@@ -150,7 +150,10 @@ def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
         if last in CONTEXT_OPTIMIZERS:
             return Binding("context")
         if last in tables.optimizer_classes or last in tables.optimizer_factories:
-            return Binding("optimizer", tuple(module_receivers(value)))
+            # `Adam(params)`: the modules come from what `params` was bound to (see analysis).
+            names = tuple(dotted(a.value) or "" for a in value.args[:1] if a.keyword is None) + tuple(
+                dotted(a.value) or "" for a in value.args if a.keyword and a.keyword.value == "params")
+            return Binding("optimizer", tuple(module_receivers(value)), args=tuple(n for n in names if n))
         parts = partial_parts(value)
         if parts is not None:
             return Binding("partial", alias=parts[0], args=parts[1], kwargs=parts[2])
@@ -177,6 +180,10 @@ def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
             return Binding("optimizer")
     if _step_method(value):  # step_fn = opt.step
         return Binding("stepfn", alias=_step_method(value))
+    if not isinstance(value, (cst.Name, cst.Attribute)):  # list(a.parameters()) + list(b.parameters())
+        mods = module_receivers(value)
+        if mods:
+            return Binding("params", tuple(mods))
     text = dotted(value)
     if text:
         return Binding("other", alias=text)
