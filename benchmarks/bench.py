@@ -163,6 +163,7 @@ def parse_output(name: str, rc: int, out: str, err: str, nfiles: int) -> Dict:
         m = re.search(r"\((\d+) files? checked\)|in (\d+) files? checked", err)
         info["files_processed"] = int(m.group(1) or m.group(2)) if m else None
         info["internal_errors"] = [line for line in out.splitlines() if " ZG999 " in line]
+        info["lines"] = [line for line in out.splitlines() if _ZG.search(line)][:1000]
         info["file_failures"] = sum(n for c, n in codes.items() if c.startswith("ZG9"))
     elif name == "ruff":
         codes = Counter(_RUFF.findall(out))
@@ -276,33 +277,46 @@ def run_once(cmd: List[str], cwd: str, timeout: float, sample: Optional[float]) 
             sampler.start()
         timed_out = False
         deadline = start + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                timed_out = True
-                try:
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.perf_counter() > deadline:
+                    timed_out = True
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.005)
+                    pid, status, usage = os.wait4(proc.pid, 0)
+                    break
+                time.sleep(0.005)
+        except BaseException:  # interrupted: leave nothing of the tool running
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            raise
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from reaping again
         if sampler:
             sampler.stop()
         cpu = usage.ru_utime + usage.ru_stime
         maxrss = usage.ru_maxrss
-        # Orphans reparented to us (we are a subreaper): reap them into this run.
+        # Whatever the tool left behind in its session (workers after a timeout) is
+        # killed; as a subreaper we then reap every orphan into this run's rusage.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        reap_until = time.perf_counter() + 30
         while True:
             try:
                 opid, _, ousage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if not opid:
-                break
+                if time.perf_counter() > reap_until:
+                    break
+                time.sleep(0.01)
+                continue
             cpu += ousage.ru_utime + ousage.ru_stime
             maxrss = max(maxrss, ousage.ru_maxrss)
         out.seek(0)
@@ -369,7 +383,7 @@ def bench_corpus(label: str, root: str, tools: Dict[str, str], repeats: Dict[str
                         continue
                     info = parse_output(name, res["rc"], res["stdout"], res["stderr"], len(files))
                     run = {k: res[k] for k in ("rc", "wall", "cpu", "maxrss_kb", "tree_pss_kb", "tree_procs")}
-                    run.update(crash=crash, load=load, **info)
+                    run.update(crash=None if res["timed_out"] else crash, timed_out=res["timed_out"], load=load, **info)
                     if crash:
                         run["stderr_tail"] = res["stderr"][-3000:]
                     row["runs"].append(run)
@@ -390,7 +404,8 @@ def bench_corpus(label: str, root: str, tools: Dict[str, str], repeats: Dict[str
                    files_processed=last.get("files_processed"), diagnostics=last.get("diagnostics"),
                    codes=last.get("codes"), file_failures=last.get("file_failures"),
                    crashes=[x["crash"] for x in runs if x["crash"]],
-                   internal_errors=last.get("internal_errors"))
+                   timed_out=any(x.get("timed_out") for x in runs),
+                   internal_errors=last.get("internal_errors"), lines=last.get("lines"))
         if row.get("cold_runs"):
             row["cold_wall"] = statistics.median(x["wall"] for x in row["cold_runs"])
             row["cold_cpu"] = statistics.median(x["cpu"] for x in row["cold_runs"])
@@ -420,7 +435,10 @@ def markdown(corpus: Dict) -> str:
              "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for r in corpus["rows"]:
         status = "ok"
-        if r["crashes"]:
+        low = "≥" if r.get("timed_out") else ""  # a timed-out run only bounds the time from below
+        if r.get("timed_out"):
+            status = f"TIMEOUT (killed at {r['wall']:.0f}s; time, CPU and memory are lower bounds)"
+        elif r["crashes"]:
             status = f"CRASH x{len(r['crashes'])}: {r['crashes'][0]}"
         elif r.get("file_failures"):
             status = f"ok ({r['file_failures']} file failures)" if r["tool"] != "torchfix" else "ok (some files failed to parse)"
@@ -428,8 +446,8 @@ def markdown(corpus: Dict) -> str:
         if r.get("cold_wall") is not None:
             variant += f" (cold run: {r['cold_wall']:.2f}s wall, {r['cold_cpu']:.1f}s CPU)"
         lines.append("| " + " | ".join([
-            r["tool"], variant, str(len(r["runs"])), _fmt(r["wall"]), _fmt(r["wall_ratio"], ".2f", "x"),
-            _fmt(r["files_per_s"], ".0f"), _fmt(r["cpu"], ".1f"), _fmt(r["cpu_ratio"], ".2f", "x"),
+            r["tool"], variant, str(len(r["runs"])), low + _fmt(r["wall"]), low + _fmt(r["wall_ratio"], ".2f", "x"),
+            ("≤" if low else "") + _fmt(r["files_per_s"], ".0f"), low + _fmt(r["cpu"], ".1f"), low + _fmt(r["cpu_ratio"], ".2f", "x"),
             _fmt(r["maxrss_kb"] / 1024 if r["maxrss_kb"] else None, ".0f"), _fmt(r["maxrss_kb_ratio"], ".2f", "x"),
             _fmt(r["tree_pss_kb"] / 1024 if r["tree_pss_kb"] else None, ".0f"), _fmt(r["tree_pss_kb_ratio"], ".2f", "x"),
             str(r["tree_procs"] or "—"), _fmt(r["files_processed"], "d"), _fmt(r["diagnostics"], "d"), _fmt(r["load"], ".1f"), status,
@@ -495,6 +513,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if repeats.get("zgcheck.nocache", repeats.get("zgcheck", args.repeat)) <= 0:
         parser.error("zgcheck.nocache is the reference: it needs at least one run")
     _become_subreaper()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through run_once's cleanup
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     started = datetime.datetime.now().astimezone()
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -522,6 +541,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     crashes = [(c["label"], r["tool"], r["variant"], x) for c in corpora for r in c["rows"] for x in r["crashes"]]
     internal = [(c["label"], line) for c in corpora for r in c["rows"]
                 if r["key"] == REFERENCE for line in (r.get("internal_errors") or [])]
+    timeouts = [(c["label"], r["tool"], r["variant"]) for c in corpora for r in c["rows"] if r.get("timed_out")]
+    if timeouts:
+        text += [f"Timed out (--timeout {args.timeout:.0f}s):", ""] + [f"- {c} {t} ({v})" for c, t, v in timeouts] + [""]
     if crashes:
         text += ["Crashes:", ""] + [f"- {c} {t} ({v}): {x}" for c, t, v, x in crashes] + [""]
     if internal:

@@ -21,7 +21,10 @@ from . import source as sourcemod
 from .recognise import Tables, dotted
 
 MAX_MODULE_BYTES = 1_000_000
-_EVENT_BYTES = re.compile(rb"backward|\.step\s*\(|zero_grad|\.grad\b|param_groups")
+# Event shapes in bytes: calls, not prose ("backward" alone is in half the docstrings).
+_EVENT_BYTES = re.compile(rb"\.\s*(?:manual_)?backward\s*\(|\.step\s*\(|zero_grad\s*\(|\.grad\b|param_groups")
+_SHARED: "Dict[Tuple[str, int, int, str], object]" = {}  # (path, mtime, size, config) -> analysis
+_SHARED_LIMIT = 64
 
 
 _IMPORT_LINE = re.compile(rb"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+\(?([\w, \t]+)|import[ \t]+([\w., \t]+))",
@@ -53,6 +56,23 @@ def imports_project_helper(path: str, data: bytes, project: "Project") -> bool:
             if sub and _EVENT_BYTES.search(project.read(sub) or b""):
                 return True
     return False
+
+
+def _block(data: bytes, name: str) -> bytes:
+    """The source of every `def name` / `class name` in data: its line and the deeper-indented
+    lines after it (a text approximation, good enough for a gate)."""
+    out = []
+    for match in re.finditer(rb"^([ \t]*)(?:async[ \t]+)?(?:def|class)[ \t]+" + re.escape(name.encode()) + rb"\b",
+                             data, re.M):
+        indent = len(match.group(1))
+        start = data.find(b"\n", match.end()) + 1 or len(data)
+        end = len(data)
+        for line in re.finditer(rb"^([ \t]*)([^\s#])", data[start:], re.M):
+            if len(line.group(1)) <= indent and line.group(2) not in b")]}":
+                end = start + line.start()
+                break
+        out.append(data[match.start():end])
+    return b"".join(out)
 
 
 class Import:
@@ -99,6 +119,7 @@ class Project:
         self.tables = tables
         self.rules = rules
         self.analyses: Dict[str, object] = {}
+        self._defines: Dict[Tuple[str, str], bool] = {}
         self.relative = True  # set from the first file analysed: show paths like it
         self.bytes: Dict[str, Optional[bytes]] = {}
 
@@ -159,16 +180,25 @@ class Project:
         return (path, imp.name) if path else None
 
     def may_define(self, path: str, name: str) -> bool:
-        """Cheap, on bytes: does the file define `name` and hold any event word?"""
-        data = self.read(path)
-        if data is None:
-            return False
-        pattern = rb"(?:def|class)\s+" + re.escape(name.encode()) + rb"\b"
-        return re.search(pattern, data) is not None and _EVENT_BYTES.search(data) is not None
+        """Cheap, on bytes: does the file define `name` with an event shape in its body?"""
+        key = (path, name)
+        if key not in self._defines:
+            data = self.read(path)
+            self._defines[key] = data is not None and _EVENT_BYTES.search(_block(data, name)) is not None
+        return self._defines[key]
 
     def analysis(self, path: str):
-        """The ModuleAnalysis of another project file, or None if it cannot be read or parsed."""
+        """The ModuleAnalysis of another project file, or None if it cannot be read or parsed.
+
+        Parsed modules are shared by every file a worker process checks (keyed by
+        path, mtime, size and configuration), so a helper module imported by fifty
+        training scripts is parsed once."""
         if path not in self.analyses:
+            shared = self._shared_key(path)
+            if shared in _SHARED:
+                self.read(path)
+                self.analyses[path] = _SHARED[shared]
+                return self.analyses[path]
             self.analyses[path] = None
             data = self.read(path)
             if data is not None:
@@ -181,7 +211,18 @@ class Project:
                     from .analysis import ModuleAnalysis
 
                     self.analyses[path] = ModuleAnalysis(parsed, self.tables, project=self)
+                    if shared is not None:
+                        if len(_SHARED) >= _SHARED_LIMIT:
+                            _SHARED.pop(next(iter(_SHARED)))
+                        _SHARED[shared] = self.analyses[path]
         return self.analyses[path]
+
+    def _shared_key(self, path: str):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (path, st.st_mtime_ns, st.st_size, repr(self.tables), self.relative)
 
     def dependencies(self) -> List[Tuple[str, str]]:
         """(path, sha256) of every other file whose contents the analysis used."""
