@@ -55,6 +55,8 @@ OPTIMIZER_NAME = re.compile(
     r"^(?:[a-z0-9]+_)*(?:optimi[sz]er[a-z0-9_]*|optim(?:_[a-z0-9]+|[a-z]|\d+)?|opt(?:_[a-z0-9]+|[a-rt-z]|\d+)?)$",
     re.IGNORECASE,
 )
+# A call through a variable that holds an optimizer class or factory: `optim_cls(params)`.
+OPTIMIZER_MAKER = re.compile(r"optim.*(cls|class|factory|fn|ctor|type)$|^(make|build|create|new)_optim", re.I)
 ENGINE_NAME = re.compile(r"(^|_)engine$|^model_engine$", re.IGNORECASE)
 SCALER_NAME = re.compile(r"scaler", re.IGNORECASE)
 
@@ -340,7 +342,8 @@ class EventFinder(cst.CSTVisitor):
     def leave_Assign(self, node: cst.Assign) -> None:
         # Constructors and factories make a fresh optimizer; `self.optimizers()` does not.
         maker = leaf(callee_name(node.value)) if isinstance(node.value, cst.Call) else ""
-        if maker in self.tables.optimizer_classes or maker in self.tables.optimizer_factories:
+        if maker in self.tables.optimizer_classes or maker in self.tables.optimizer_factories or \
+                (OPTIMIZER_MAKER.search(maker) and maker != "optimizers"):
             for target in node.targets:
                 name = dotted(target.target)
                 if name:
