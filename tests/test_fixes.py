@@ -202,3 +202,27 @@ def test_json_output_carries_the_fix(tmp_path):
     assert fix["applicability"] == "safe"
     assert fix["edits"] == [{"content": "    optimizer.zero_grad()\n", "location": {"row": 8, "column": 1},
                              "end_location": {"row": 8, "column": 1}}]
+
+
+def test_a_fix_that_does_not_remove_its_diagnostic_is_not_stacked():
+    from zgcheck.fixes import fix_text
+    from zgcheck.types import Applicability, Diagnostic, Edit, Fix, Span
+
+    stuck = Diagnostic("ZG001", "missing-zero-grad", "m", "t.py", Span(1, 1, 1, 1),
+                       fix=Fix("insert", Applicability.SAFE, (Edit(2, 1, 2, 1, "x = 1\n"),)))
+    outcome = fix_text("a = 0\n", lambda text: [stuck], unsafe=True)
+    assert outcome.text == "a = 0\n" and not outcome.fixed and outcome.remaining == [stuck]
+    assert outcome.conflicts == [stuck]
+
+
+def test_deleted_working_directory_is_one_line_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = ("import os, sys; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); "
+            "sys.argv = ['zgcheck', 'check', '--no-cache', '.']; from zgcheck.cli import run; run()")
+    proc = subprocess.run([sys.executable, "-c", code, str(gone)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("zgcheck: internal error") or "no such file" in proc.stderr.lower()

@@ -210,6 +210,15 @@ def rule(code, show_all):
     click.echo(render_rule(found))
 
 
+def run() -> None:
+    """The console entry point: click's own errors as usual, anything else one line, exit 2."""
+    try:
+        main(prog_name="zgcheck")
+    except Exception as err:  # never a traceback for the user
+        click.echo(f"zgcheck: internal error: {type(err).__name__}: {err}; please report it", err=True)
+        sys.exit(2)
+
+
 def _as_typed(d: Diagnostic) -> Diagnostic:
     """Frames give absolute paths; show those under the working directory relative to it."""
     from dataclasses import replace

@@ -294,6 +294,11 @@ def fix_text(text: str, check: Checker, unsafe: bool = False) -> FixOutcome:
             outcome.error = "a fix produced code that does not parse; nothing was written"
             outcome.remaining = diagnostics
             break
+        if len(after) >= len(diagnostics):
+            # The round removed nothing: applying it again would only stack the same edit.
+            outcome.remaining = diagnostics
+            deferred = chosen + deferred
+            break
         outcome.text = candidate
         outcome.fixed.extend(chosen)
     else:
