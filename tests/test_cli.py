@@ -170,3 +170,9 @@ def test_stdin_notebook_fix_prints_the_fixed_notebook():
     result = run("check", "--fix", "-", "--stdin-filename", "t.ipynb", input=json.dumps(nb, indent=1) + "\n")
     fixed = json.loads(result.stdout)
     assert "    optimizer.zero_grad()\n" in fixed["cells"][0]["source"]
+
+
+def test_pathologically_deep_expression_is_a_diagnostic(tmp_path):
+    (tmp_path / "deep.py").write_text("loss.backward()\nx = " + " + ".join(["'a'"] * 6000) + "\n")
+    result = run("check", "--no-cache", "--output-format", "json", str(tmp_path / "deep.py"))
+    assert [d["code"] for d in json.loads(result.stdout)] == ["ZG901"]

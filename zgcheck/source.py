@@ -80,7 +80,10 @@ def parse(text: str, path: str) -> Union[ParsedSource, Diagnostic]:
         return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {detail}", line, col)
     except RecursionError:
         return tool_diagnostic(PARSE_ERROR, path, "cannot parse: nesting too deep")
-    return ParsedSource(path, module, positions_of(module))
+    try:
+        return ParsedSource(path, module, positions_of(module))
+    except RecursionError:
+        return tool_diagnostic(PARSE_ERROR, path, "cannot analyse: expressions nested too deeply")
 
 
 def positions_of(module: cst.Module) -> Dict[cst.CSTNode, CodeRange]:
@@ -90,6 +93,8 @@ def positions_of(module: cst.Module) -> Dict[cst.CSTNode, CodeRange]:
     try:
         module._codegen(_PositionState(module, out))
         return out
+    except RecursionError:
+        raise  # too deep for any codegen pass; the caller reports it
     except Exception:  # pragma: no cover - depends on the libcst version
         return dict(MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider))
 
