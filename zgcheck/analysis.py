@@ -22,6 +22,7 @@ from . import cfg as cfgmod
 from . import conditions, frameworks, recognise
 from .engine import RootRun
 from .project import Project, collect_imports
+from .units import direct_defs, flatten_top, function_defs
 from .recognise import Binding, Tables
 from .rules import ALL_RULES, Finding, Rule
 from . import source as sourcemod
@@ -112,15 +113,15 @@ class ModuleAnalysis:
         self.module_bindings = recognise.collect_bindings(module, self.tables)
         top.bindings = self.module_bindings
         self.units.append(top)
-        for stmt in _flatten_top(module.body):
+        for stmt in flatten_top(module.body):
             if isinstance(stmt, cst.ClassDef):
                 self.class_bases[stmt.name.value] = tuple(
                     filter(None, (recognise.dotted(b.value) for b in stmt.bases)))
         self.relevant = self._relevant_defs()
-        for stmt in _direct_defs(module.body):  # also those defined inside a top-level loop
+        for stmt in direct_defs(module.body):  # also those defined inside a top-level loop
             if stmt in self.relevant:
                 self.functions[stmt.name.value] = self._unit(stmt, stmt.name.value, None, None)
-        for stmt in _flatten_top(module.body):
+        for stmt in flatten_top(module.body):
             if isinstance(stmt, cst.ClassDef):
                 cls = stmt.name.value
                 methods = [m for m in stmt.body.body if isinstance(m, cst.FunctionDef)]
@@ -142,7 +143,7 @@ class ModuleAnalysis:
         relevant: Set[cst.FunctionDef] = set()
         keywords = _event_words(self.tables)
 
-        for node in _function_defs(self.parsed.module.body):
+        for node in function_defs(self.parsed.module.body):
             span = self.parsed.span(node)
             text = "\n".join(lines[span.start_line - 1:span.end_line])
             defs[node] = set(_IDENTIFIER.findall(text))
@@ -170,7 +171,7 @@ class ModuleAnalysis:
         unit = Unit(name, node, node.body.body if isinstance(node.body, cst.IndentedBlock) else [node.body],
                     params, cls, parent, path=self.path, owner=self)
         unit.bindings = recognise.collect_bindings(node, self.tables)
-        for stmt in _direct_defs(unit.body):  # closures, also those defined inside a loop
+        for stmt in direct_defs(unit.body):  # closures, also those defined inside a loop
             if stmt in self.relevant:
                 unit.nested[stmt.name.value] = self._unit(stmt, f"{name}.{stmt.name.value}", cls, unit)
         self.units.append(unit)
@@ -500,45 +501,6 @@ class ModuleAnalysis:
                             self.called.add(callee.name)
 
 
-def _function_defs(body: Sequence[cst.CSTNode]):
-    """Every function definition at any depth, walking statements only (never expressions)."""
-    for stmt in body:
-        if isinstance(stmt, cst.FunctionDef):
-            yield stmt
-        if isinstance(stmt, cst.SimpleStatementLine):
-            continue
-        for suite in _suites(stmt):
-            yield from _function_defs(suite)
-
-
-def _direct_defs(body: Sequence[cst.CSTNode]):
-    """Functions defined in this body at any statement depth, but not inside another def or class."""
-    for stmt in body:
-        if isinstance(stmt, cst.FunctionDef):
-            yield stmt
-        elif not isinstance(stmt, (cst.ClassDef, cst.SimpleStatementLine)):
-            for suite in _suites(stmt):
-                yield from _direct_defs(suite)
-
-
-def _suites(stmt: cst.CSTNode):
-    """The statement lists directly inside a compound statement."""
-    for name in ("body", "orelse", "finalbody"):
-        part = getattr(stmt, name, None)
-        if isinstance(part, cst.IndentedBlock):
-            yield part.body
-        elif isinstance(part, (cst.Else, cst.Finally)) and isinstance(part.body, cst.IndentedBlock):
-            yield part.body.body
-        elif isinstance(part, cst.If):
-            yield [part]
-    for handler in getattr(stmt, "handlers", ()):
-        if isinstance(handler.body, cst.IndentedBlock):
-            yield handler.body.body
-    for case in getattr(stmt, "cases", ()):
-        if isinstance(case.body, cst.IndentedBlock):
-            yield case.body.body
-
-
 class _Callables:
     """Names a unit can call into: local ones, plus imported helpers (checked lazily)."""
 
@@ -549,16 +511,3 @@ class _Callables:
         if name in self.names:
             return True
         return name.split(".", 1)[0] in self.owner.imports and self.owner._imported_relevant(name)
-
-
-def _flatten_top(body: Sequence[cst.CSTNode]):
-    """Statements of a body, looking into if/try/with blocks (defs under `if TYPE_CHECKING` etc.)."""
-    for stmt in body:
-        if isinstance(stmt, (cst.If, cst.Try, cst.With)):
-            yield from _flatten_top(stmt.body.body)
-            orelse = getattr(stmt, "orelse", None)
-            if orelse is not None and hasattr(orelse, "body"):
-                inner = orelse.body.body if hasattr(orelse.body, "body") else []
-                yield from _flatten_top(inner)
-        else:
-            yield stmt
