@@ -13,9 +13,19 @@ Same files for every tool: the benchmark walks each corpus itself (`.py`
 files, skipping the directories zgcheck skips by default: `.git`, virtualenvs,
 `__pycache__`, `build`, `dist`, `site-packages`, ...; `.gitignore` is *not*
 honoured) and passes the same sorted list of absolute paths to every tool, so
-no tool's own discovery (or a `.gitignore` above the corpus) changes the
-workload. Every run happens in a fresh empty temporary working directory, so
-caches (`.zgcheck_cache`) never land in a corpus or in this repository.
+no tool's own discovery changes the workload. Every run happens in a fresh
+empty temporary working directory, so caches (`.zgcheck_cache`) never land in a
+corpus or in this repository.
+
+`--copy NAME` runs a corpus on a temporary copy of those files (same relative
+layout, nothing else: no `.gitignore`, no `pyproject.toml`), outside any git
+repository. Needed where a tool would skip files it is named explicitly:
+fixit (trailrunner) applies the enclosing repository's `.gitignore` even to
+explicit paths, and `/root/.pyenv/.gitignore` lists `/versions`, so in place
+fixit checks none of a pyenv standard library. Not neutral for zgcheck under
+`site-packages`: zgcheck never follows imports into a path containing
+`site-packages`, and a copy of such a package is checked as a project, with
+cross-module analysis.
 
 Measured per run:
 - wall time (perf_counter around spawn..reap), the median over --repeat runs;
@@ -176,7 +186,8 @@ def parse_output(name: str, rc: int, out: str, err: str, nfiles: int) -> Dict:
         info["codes"] = dict(sorted(codes.items()))
         info["diagnostics"] = sum(codes.values())
         m = re.search(r"Finished checking (\d+) files", err)
-        info["files_processed"] = int(m.group(1)) if m else None
+        # No summary at all: no file mentioned "torch", torchfix returned before parsing any.
+        info["files_processed"] = int(m.group(1)) if m else (0 if rc == 0 and not out.strip() else None)
         info["file_failures"] = 1 if rc == 1 else 0  # torchfix only says "some file failed"
     elif name == "pyflakes":
         info["diagnostics"] = len(_LOCATED.findall(out))
@@ -188,7 +199,10 @@ def parse_output(name: str, rc: int, out: str, err: str, nfiles: int) -> Dict:
         info["diagnostics"] = sum(codes.values())
         m = re.search(r"(\d+) files? (?:checked|clean)", err)
         info["files_processed"] = int(m.group(1)) if m else None
-        info["file_failures"] = 1 if rc in (2, 3) else 0
+        # fixit prints "path: EXCEPTION: ..." and that file's traceback for a file it cannot
+        # lint (exit code bit 2); those tracebacks are per-file reports, not a crash.
+        info["file_failures"] = len(re.findall(r": EXCEPTION: ", err + out))
+        info["expected_tracebacks"] = info["file_failures"]
     return info
 
 
@@ -323,19 +337,20 @@ def run_once(cmd: List[str], cwd: str, timeout: float, sample: Optional[float]) 
         err.seek(0)
         return {
             "rc": proc.returncode, "wall": wall, "cpu": cpu, "maxrss_kb": maxrss,
-            "tree_pss_kb": sampler.peak_kb if sampler else None,
+            # Fewer than 3 samples: the run was too short for the sampler to see its peak.
+            "tree_pss_kb": sampler.peak_kb if sampler and sampler.samples >= 3 else None,
             "tree_procs": sampler.peak_procs if sampler else None,
             "timed_out": timed_out, "stdout": out.read(), "stderr": err.read(),
         }
 
 
-def classify(name: str, result: Dict) -> Optional[str]:
+def classify(name: str, result: Dict, expected_tracebacks: int = 0) -> Optional[str]:
     """None for a normal run, else why it counts as a crash."""
     if result["timed_out"]:
         return "timeout"
     if result["rc"] < 0:
         return f"killed by signal {-result['rc']}"
-    if TRACEBACK in result["stderr"] or TRACEBACK in result["stdout"]:
+    if (result["stderr"] + result["stdout"]).count(TRACEBACK) > expected_tracebacks:
         lines = [l for l in (result["stderr"] + result["stdout"]).splitlines() if l.strip()]
         last = next((l for l in reversed(lines) if re.match(r"^\w+(\.\w+)*(Error|Exception)\b", l)), lines[-1])
         return f"traceback (rc={result['rc']}): {last.strip()[:200]}"
@@ -347,11 +362,33 @@ def classify(name: str, result: Dict) -> Optional[str]:
 
 # --------------------------------------------------------------------------- driver
 
+def copy_corpus(root: str, files: Sequence[str], into: str) -> List[str]:
+    """The selected files copied to the same relative paths under `into`."""
+    out = []
+    for path in files:
+        target = os.path.join(into, os.path.relpath(path, root))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(path, target)
+        out.append(target)
+    return out
+
+
 def bench_corpus(label: str, root: str, tools: Dict[str, str], repeats: Dict[str, int], timeout: float,
-                 sample: Optional[float], log) -> Dict:
+                 sample: Optional[float], log, copy: bool = False) -> Dict:
+    root = os.path.abspath(root)
     files = corpus_files(root)
     stats = corpus_stats(files)
     log(f"[{label}] {root}: {stats['files']} files, {stats.get('bytes', 0) / 1e6:.1f} MB")
+    copy_of = None
+    if copy:
+        with tempfile.TemporaryDirectory(prefix=f"zgbench-{label}-") as tmp:
+            files = copy_corpus(root, files, os.path.join(tmp, os.path.basename(root)))
+            copy_of = (os.path.join(tmp, os.path.basename(root)), root)
+            return _bench_files(label, root, files, stats, copy_of, tools, repeats, timeout, sample, log)
+    return _bench_files(label, root, files, stats, copy_of, tools, repeats, timeout, sample, log)
+
+
+def _bench_files(label, root, files, stats, copy_of, tools, repeats, timeout, sample, log) -> Dict:
     rows: Dict[str, Dict] = {}
     plan = []
     for name, exe in tools.items():
@@ -371,7 +408,11 @@ def bench_corpus(label: str, root: str, tools: Dict[str, str], repeats: Dict[str
                 for i, cmd in enumerate(commands):
                     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
                     res = run_once(cmd, cwd, timeout, sample)
-                    crash = classify(name, res)
+                    info = parse_output(name, res["rc"], res["stdout"], res["stderr"], len(files))
+                    if copy_of:  # name the files as they are in the corpus, not in the copy
+                        info = json.loads(json.dumps(info).replace(json.dumps(copy_of[0])[1:-1],
+                                                                   json.dumps(copy_of[1])[1:-1]))
+                    crash = classify(name, res, info.pop("expected_tracebacks", 0))
                     if i < len(commands) - 1:  # the cold run that fills the cache
                         row.setdefault("cold_runs", []).append({"wall": res["wall"], "cpu": res["cpu"],
                                                                 "rc": res["rc"], "crash": crash})
@@ -381,7 +422,6 @@ def bench_corpus(label: str, root: str, tools: Dict[str, str], repeats: Dict[str
                                                 "stderr_tail": res["stderr"][-3000:]})
                             break
                         continue
-                    info = parse_output(name, res["rc"], res["stdout"], res["stderr"], len(files))
                     run = {k: res[k] for k in ("rc", "wall", "cpu", "maxrss_kb", "tree_pss_kb", "tree_procs")}
                     run.update(crash=None if res["timed_out"] else crash, timed_out=res["timed_out"], load=load, **info)
                     if crash:
@@ -416,7 +456,7 @@ def bench_corpus(label: str, root: str, tools: Dict[str, str], repeats: Dict[str
         for key in ("wall", "cpu", "maxrss_kb", "tree_pss_kb"):
             base = ref.get(key) if ref else None
             row[f"{key}_ratio"] = (row[key] / base) if base and row.get(key) is not None else None
-    return {"label": label, "root": os.path.abspath(root), "stats": stats, "rows": summary}
+    return {"label": label, "root": root, "copied": bool(copy_of), "stats": stats, "rows": summary}
 
 
 def _fmt(value, spec=".2f", suffix=""):
@@ -425,7 +465,7 @@ def _fmt(value, spec=".2f", suffix=""):
 
 def markdown(corpus: Dict) -> str:
     s = corpus["stats"]
-    lines = [f"### {corpus['label']} — `{corpus['root']}`", "",
+    lines = [f"### {corpus['label']} — `{corpus['root']}`" + (" (run on a temporary copy)" if corpus.get("copied") else ""), "",
              f"{s['files']} `.py` files, {s.get('bytes', 0) / 1e6:.1f} MB, {s.get('lines', 0):,} lines; "
              f"{s.get('mention_backward', 0)} mention `backward` (zgcheck's byte gate), "
              f"{s.get('mention_torch', 0)} mention `torch` (torchfix's).", "",
@@ -453,6 +493,19 @@ def markdown(corpus: Dict) -> str:
             str(r["tree_procs"] or "—"), _fmt(r["files_processed"], "d"), _fmt(r["diagnostics"], "d"), _fmt(r["load"], ".1f"), status,
         ]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def repo_commit() -> Optional[str]:
+    """The commit of the repository this script lives in, "+dirty" if zgcheck/ has local changes."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "zgcheck"], capture_output=True,
+                               text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + ("+dirty" if dirty else "")) or None
 
 
 def machine() -> Dict:
@@ -487,6 +540,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of " + ",".join(TOOLS))
     for name in TOOLS:
         parser.add_argument(f"--{name}", metavar="PATH", help=f"the {name} executable (default: on PATH)")
+    parser.add_argument("--copy", action="append", default=[], metavar="NAME",
+                        help="run this corpus (its label, or 'all') on a temporary copy of its selected files, "
+                             "outside any git repository (repeatable); see the module docstring")
+    parser.add_argument("--zgcheck-commit", metavar="TEXT",
+                        help="what to record as zgcheck's commit (default: this repository's HEAD)")
     parser.add_argument("--json", metavar="PATH", help="write all measurements as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="also write the tables to this file")
     args = parser.parse_args(argv)
@@ -515,6 +573,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _become_subreaper()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through run_once's cleanup
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    commit = args.zgcheck_commit or repo_commit()
     started = datetime.datetime.now().astimezone()
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     corpora = []
@@ -522,20 +581,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         label, _, root = spec.rpartition("=")
         if not os.path.isdir(root):
             parser.error(f"{root}: not a directory")
-        corpora.append(bench_corpus(label or os.path.basename(os.path.normpath(root)), root, tools, repeats,
-                                    args.timeout, args.sample_interval or None, log))
+        label = label or os.path.basename(os.path.normpath(root))
+        corpora.append(bench_corpus(label, root, tools, repeats,
+                                    args.timeout, args.sample_interval or None, log,
+                                    copy=bool({"all", label} & set(args.copy))))
     result = {
         "date": started.isoformat(timespec="seconds"), "duration_s": round(
             (datetime.datetime.now().astimezone() - started).total_seconds(), 1),
         "machine": machine(), "load_before": load_before,
         "load_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "repeat": repeats, "tools": tools, "versions": versions, "missing": missing, "corpora": corpora,
+        "repeat": repeats, "zgcheck_commit": commit, "tools": tools, "versions": versions, "missing": missing, "corpora": corpora,
     }
     m = result["machine"]
     text = [f"zgcheck benchmark, {result['date']}, {m['cpus']} CPUs ({m['cpu']}), {m.get('mem_gb', '?')} GB, "
             f"Python {m['python']}; median of the runs shown; load average before/after: "
             f"{_fmt(load_before[0] if load_before else None)} / {_fmt(result['load_after'][0] if result['load_after'] else None)}",
-            "", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items())
+            "", "Versions: " + ", ".join(f"{k} {v}" + (f" (commit {commit})" if k == "zgcheck" and commit else "")
+                                         for k, v in versions.items())
             + (f"; not found: {', '.join(missing)}" if missing else ""), ""]
     text += [markdown(c) for c in corpora]
     crashes = [(c["label"], r["tool"], r["variant"], x) for c in corpora for r in c["rows"] for x in r["crashes"]]
