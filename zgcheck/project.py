@@ -37,11 +37,8 @@ def imports_project_helper(path: str, data: bytes, project: "Project") -> bool:
     for match in _IMPORT_LINE.finditer(data):
         dots, module, names, plain = match.groups()
         if plain is not None:
-            for item in plain.decode(errors="replace").split(","):
-                parts = tuple(item.split(" as ")[0].strip().split("."))
-                target = project.module_file(path, 0, parts) if all(parts) else None
-                if target and _EVENT_BYTES.search(project.read(target) or b""):
-                    return True
+            # `import pkg` names no helper: a module mentioning an event anywhere (even in a
+            # doctest, as torch/__init__.py does) would send every importer to the parser.
             continue
         level = len(dots)
         parts = tuple(p for p in module.decode(errors="replace").split(".") if p)
@@ -52,9 +49,7 @@ def imports_project_helper(path: str, data: bytes, project: "Project") -> bool:
                 continue
             if target and project.may_define(target, name):
                 return True
-            sub = project.module_file(path, level, parts + (name,))  # from pkg import module
-            if sub and _EVENT_BYTES.search(project.read(sub) or b""):
-                return True
+
     return False
 
 
