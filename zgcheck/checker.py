@@ -80,12 +80,17 @@ def _verify_fixes(text: str, path: str, config: Config, diagnostics: List[Diagno
     return out
 
 
-def check_text(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fixes: bool = True,
-               project: Optional[Project] = None) -> List[Diagnostic]:
-    """Selected diagnostics of decoded source text, fixes proven safe or marked unsafe."""
-    if not sourcemod.may_hold_events(text, config.tables.backward_attrs) and not \
-            imports_project_helper(path, text.encode("utf-8", "surrogateescape"), project or Project(config.tables)):
-        return []
+def may_hold_findings(data: bytes, path: str, config: Config, project: Optional[Project] = None) -> bool:
+    """The byte gate, run once per file: a backward call, or an import of a project helper
+    whose own body holds an event. Anything else is never parsed."""
+    return sourcemod.may_hold_events(data, config.tables.backward_attrs) or \
+        imports_project_helper(path, data, project or Project(config.tables))
+
+
+def check_decoded(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fixes: bool = True,
+                  project: Optional[Project] = None) -> List[Diagnostic]:
+    """Selected diagnostics of decoded source that already passed the gate (the fix loop's
+    re-checks, a notebook's virtual module), fixes proven safe or marked unsafe."""
     diagnostics = diagnose(text, path, config, with_fixes, project)
     if with_fixes:
         diagnostics = _verify_fixes(text, path, config, diagnostics)
@@ -93,25 +98,32 @@ def check_text(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fixes
     return [d for d in diagnostics if config.is_selected(d.code, d.path)]
 
 
+def check_text(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fixes: bool = True,
+               project: Optional[Project] = None) -> List[Diagnostic]:
+    """Selected diagnostics of decoded source text (gated like a file's bytes)."""
+    if not may_hold_findings(text.encode("utf-8", "surrogateescape"), path, config, project):
+        return []
+    return check_decoded(text, path, config, with_fixes, project)
+
+
 def check_source(data: Union[bytes, str], path: str, config: Config = DEFAULT_CONFIG,
-                 with_fixes: bool = True, project: Optional[Project] = None) -> List[Diagnostic]:
-    """Diagnostics for one file's contents (bytes are decoded as Python would; .ipynb as a notebook)."""
-    if isinstance(data, bytes):
-        if not sourcemod.may_hold_events(data, config.tables.backward_attrs) and not \
-                imports_project_helper(path, data, project or Project(config.tables)):
+                 with_fixes: bool = True, project: Optional[Project] = None,
+                 gate: bool = True) -> List[Diagnostic]:
+    """Diagnostics for one file's contents (bytes are decoded as Python would; .ipynb as a
+    notebook). `gate=False` when the caller already ran `may_hold_findings`."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if gate and not may_hold_findings(data, path, config, project):
+        return []
+    if path.endswith(".ipynb"):
+        found = notebook.check(data, path, lambda text, name: check_decoded(text, name, config, with_fixes, project))
+        return [d for d in found if config.is_selected(d.code, d.path)]
+    decoded = sourcemod.decode(data, path)
+    if isinstance(decoded, Diagnostic):
+        if suppress.skips_file(sourcemod.decode_for_display(data) or ""):
             return []
-        if path.endswith(".ipynb"):
-            found = notebook.check(data, path, lambda text, name: check_text(text, name, config, with_fixes, project))
-            return [d for d in found if config.is_selected(d.code, d.path)]
-        decoded = sourcemod.decode(data, path)
-        if isinstance(decoded, Diagnostic):
-            if suppress.skips_file(sourcemod.decode_for_display(data) or ""):
-                return []
-            return [decoded] if config.is_selected(decoded.code, path) else []
-        data = decoded[0]
-    elif path.endswith(".ipynb"):
-        return check_source(data.encode("utf-8"), path, config, with_fixes, project)
-    return check_text(data, path, config, with_fixes, project)
+        return [decoded] if config.is_selected(decoded.code, path) else []
+    return check_decoded(decoded[0], path, config, with_fixes, project)
 
 
 def check_file(path: str, config: Config = DEFAULT_CONFIG, with_fixes: bool = True) -> List[Diagnostic]:

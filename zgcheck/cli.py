@@ -101,8 +101,9 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_form
     stdin = None
     results: List[runner.FileResult] = []
     if "-" in paths:
-        results.append(_check_stdin(stdin_filename or "<stdin>", config, mode))
-        stdin = (results[-1].path, _STDIN_TEXT[0])
+        result, text = _check_stdin(stdin_filename or "<stdin>", config, mode)
+        results.append(result)
+        stdin = (result.path, text)
         paths = tuple(p for p in paths if p != "-")
     files: List[str] = []
     if paths:
@@ -146,9 +147,6 @@ def _unique(diagnostics) -> List[Diagnostic]:
     return sorted(best.values(), key=Diagnostic.sort_key)
 
 
-_STDIN_TEXT = [""]
-
-
 def _run(files: List[str], config: Config, mode: runner.Mode, jobs: int) -> List[runner.FileResult]:
     if len(files) <= PROGRESS_THRESHOLD or not _stderr_is_tty():
         return runner.run(files, config, mode, jobs)
@@ -157,15 +155,16 @@ def _run(files: List[str], config: Config, mode: runner.Mode, jobs: int) -> List
         return runner.run(files, config, mode, jobs, progress=bar.update)
 
 
-def _check_stdin(name: str, config: Config, mode: runner.Mode) -> runner.FileResult:
+def _check_stdin(name: str, config: Config, mode: runner.Mode) -> Tuple[runner.FileResult, str]:
+    """The result for stdin, and its text for showing lines in the report."""
     data = sys.stdin.buffer.read()
-    _STDIN_TEXT[0] = decode_for_display(data) or ""
+    text = decode_for_display(data) or ""
     if mode.fix or mode.diff:
         result = runner.fix_source(name, data, config, mode, write=False)
         if mode.fix:  # the fixed source goes to stdout, diagnostics to stderr
-            sys.stdout.write(result.fixed_text if result.fixed_text is not None else _STDIN_TEXT[0])
-        return result
-    return runner.FileResult(name, check_source(data, name, config))
+            sys.stdout.write(result.fixed_text if result.fixed_text is not None else text)
+        return result, text
+    return runner.FileResult(name, check_source(data, name, config)), text
 
 
 def _summary(diagnostics, checked: int, fixed: int, diff: bool, results) -> str:

@@ -14,9 +14,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from . import __version__, fixes, notebook
 from . import source as sourcemod
-from .checker import check_source, check_text
+from .checker import check_decoded, check_source, may_hold_findings
 from .config import Config
-from .project import Project, imports_project_helper
+from .project import Project
 from .types import Diagnostic
 from .writer import write_atomically
 
@@ -87,8 +87,7 @@ def _process(path: str, config: Config, mode: Mode) -> FileResult:
     except OSError as err:
         return FileResult(path, [sourcemod.tool_diagnostic(
             sourcemod.READ_ERROR, path, f"cannot read: {err.strerror or err}")])
-    if not sourcemod.may_hold_events(data, config.tables.backward_attrs) and \
-            not imports_project_helper(path, data, _gate_project(config)):
+    if not may_hold_findings(data, path, config, _gate_project(config)):
         return FileResult(path)
     if mode.fix or mode.diff:
         return fix_source(path, data, config, mode)
@@ -102,7 +101,7 @@ def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool =
     if isinstance(decoded, Diagnostic):
         return FileResult(path, [decoded] if config.is_selected(decoded.code, path) else [])
     text, encoding = decoded
-    outcome = fixes.fix_text(text, lambda t: check_text(t, path, config), unsafe=mode.unsafe)
+    outcome = fixes.fix_text(text, lambda t: check_decoded(t, path, config), unsafe=mode.unsafe)
     result = FileResult(path, outcome.remaining, len(outcome.fixed), conflicts=len(outcome.conflicts))
     if outcome.error:
         result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {outcome.error}"))
@@ -119,7 +118,7 @@ def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool =
         error = write_atomically(path, data, outcome.text.encode(encoding))
         if error:
             result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {error}"))
-            result.diagnostics = check_text(text, path, config)
+            result.diagnostics = check_decoded(text, path, config)
             result.fixed = 0
     return result
 
@@ -130,8 +129,8 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
         text = notebook.decode(data)
         source, mapping = notebook.virtual_source(text)
     except notebook.NotebookError:
-        return FileResult(path, check_source(data, path, config))
-    outcome = fixes.fix_text(source, lambda t: check_text(t, path, config), unsafe=mode.unsafe)
+        return FileResult(path, check_source(data, path, config, gate=False))
+    outcome = fixes.fix_text(source, lambda t: check_decoded(t, path, config), unsafe=mode.unsafe)
     result = FileResult(path, [notebook.map_diagnostic(d, mapping, path) for d in outcome.remaining],
                         len(outcome.fixed), conflicts=len(outcome.conflicts))
     if outcome.error:
@@ -143,7 +142,7 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
         new_text = notebook.apply_fixed_source(text, outcome.text, mapping)
     except notebook.NotebookError as err:
         result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {err}"))
-        result.diagnostics = check_source(data, path, config)
+        result.diagnostics = check_source(data, path, config, gate=False)
         result.fixed = 0
         return result
     result.fixed_text = new_text
@@ -159,7 +158,7 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
         error = write_atomically(path, data, new_text.encode("utf-8"))
         if error:
             result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {error}"))
-            result.diagnostics = check_source(data, path, config)
+            result.diagnostics = check_source(data, path, config, gate=False)
             result.fixed = 0
     return result
 
@@ -170,7 +169,7 @@ def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[st
     An entry also records the other files the analysis read (imported helpers)
     with their hashes; it is used only while all of them are unchanged."""
     if cache_dir is None:
-        return check_source(data, path, config)
+        return check_source(data, path, config, gate=False)
     key = hashlib.sha256(b"\0".join((_tool_fingerprint().encode(), _fingerprint(config).encode(),
                                      os.path.abspath(path).encode(), data))).hexdigest()
     entry = Path(cache_dir) / key[:2] / key
@@ -182,7 +181,7 @@ def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[st
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError):
         pass
     project = Project(config.tables)
-    diagnostics = check_source(data, path, config, project=project)
+    diagnostics = check_source(data, path, config, project=project, gate=False)
     own = os.path.abspath(path)
     dependencies = [(dep, digest) for dep, digest in project.dependencies() if dep != own]
     try:
