@@ -16,7 +16,7 @@ from typing import Iterable, Optional, Set, Union
 import libcst
 import pytest
 
-from zgcheck import cfg as cfgmod
+from zgcheck.analysis import cfg as cfgmod
 
 ENTRY, EXIT, RAISE = "<entry>", "<exit>", "<raise>"
 

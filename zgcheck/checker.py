@@ -4,59 +4,43 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import replace
-from typing import Dict, List, Optional, Tuple, Union
+from typing import List, Optional, Union
 
 from . import fixes, notebook, suppress
 from . import source as sourcemod
-from .analysis import ModuleAnalysis
+from .analysis import Workspace, analyse
+from .analysis.imports import imports_project_helper
 from .config import Config, DEFAULT_CONFIG
-from .project import Project, imports_project_helper
-from .rules import RULES_BY_CODE, Finding
-from .types import Diagnostic, Related
+from .recognise import gate
+from .rules import RULES_BY_CODE
+from .types import Diagnostic, Finding, Related
 
 # Proving a fix safe re-checks the file once per fixable diagnostic; past this
 # many in one file, fixes keep their preliminary safety.
 MAX_VERIFIED_FIXES = 25
 
 
-def merge_findings(findings: List[Finding]) -> List[Finding]:
-    """One finding per (code, position), reached through however many roots."""
-    merged: Dict[Tuple[str, object], Finding] = {}
-    for finding in findings:
-        key = (finding.code, finding.site.span)
-        old = merged.get(key)
-        if old is None:
-            merged[key] = finding
-            continue
-        related = old.related + tuple(r for r in finding.related if r not in old.related)
-        # Reached directly from the function holding the loop by any root: the fix stays there.
-        site = replace(old.site, root=old.site.root or finding.site.root)
-        step = replace(old.step, root=old.step.root or finding.step.root)
-        merged[key] = replace(old, site=site, step=step, related=related)
-    return list(merged.values())
-
-
-def to_diagnostic(finding: Finding, parsed: sourcemod.ParsedSource, index) -> Diagnostic:
+def to_diagnostic(finding: Finding, edits: Optional[fixes.SourceEdits]) -> Diagnostic:
     rule = RULES_BY_CODE[finding.code]
     related = tuple(Related(f"{role}: `{site.text}`", site.path, site.span) for role, site in finding.related)
-    fix = fixes.make_fix(finding, parsed, index) if index is not None else None
-    # A finding inside a helper imported from another file is reported there.
+    # A finding inside a helper imported from another file is reported there, without a fix.
+    fix = rule.fix(finding, edits) if edits is not None and finding.site.path == edits.parsed.path else None
     return Diagnostic(rule.code, rule.name, rule.message(finding), finding.site.path, finding.site.span, related, fix)
 
 
 def diagnose(text: str, path: str, config: Config, with_fixes: bool = True,
-             project: Optional[Project] = None) -> List[Diagnostic]:
+             workspace: Optional[Workspace] = None) -> List[Diagnostic]:
     """Every diagnostic of one decoded source (unfiltered); crashes become ZG999.
 
-    `project` caches the other files the analysis reads (imported helpers) and
+    `workspace` holds the other files the analysis reads (imported helpers) and
     records them, so a cached result can be invalidated when one changes."""
     try:
         parsed = sourcemod.parse(text, path)
         if isinstance(parsed, Diagnostic):
             return [parsed]
-        findings = merge_findings(ModuleAnalysis(parsed, config.tables, project=project).run())
-        index = fixes.StatementIndex(parsed) if with_fixes and findings else None
-        return sorted((to_diagnostic(f, parsed, index) for f in findings), key=Diagnostic.sort_key)
+        findings = analyse(parsed, workspace or Workspace(config.tables))
+        edits = fixes.SourceEdits(parsed) if with_fixes and findings else None
+        return sorted((to_diagnostic(f, edits) for f in findings), key=Diagnostic.sort_key)
     except RecursionError:
         return [sourcemod.tool_diagnostic(sourcemod.PARSE_ERROR, path, "cannot analyse: nesting too deep")]
     except Exception as err:  # a crash on one file is a diagnostic for that file
@@ -80,18 +64,18 @@ def _verify_fixes(text: str, path: str, config: Config, diagnostics: List[Diagno
     return out
 
 
-def may_hold_findings(data: bytes, path: str, config: Config, project: Optional[Project] = None) -> bool:
+def may_hold_findings(data: bytes, path: str, config: Config, workspace: Optional[Workspace] = None) -> bool:
     """The byte gate, run once per file: a backward call, or an import of a project helper
     whose own body holds an event. Anything else is never parsed."""
-    return sourcemod.may_hold_events(data, config.tables.backward_attrs) or \
-        imports_project_helper(path, data, project or Project(config.tables))
+    return gate(config.tables).backward.search(data) is not None or \
+        imports_project_helper(path, data, (workspace or Workspace(config.tables)).files)
 
 
 def check_decoded(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fixes: bool = True,
-                  project: Optional[Project] = None) -> List[Diagnostic]:
+                  workspace: Optional[Workspace] = None) -> List[Diagnostic]:
     """Selected diagnostics of decoded source that already passed the gate (the fix loop's
     re-checks, a notebook's virtual module), fixes proven safe or marked unsafe."""
-    diagnostics = diagnose(text, path, config, with_fixes, project)
+    diagnostics = diagnose(text, path, config, with_fixes, workspace)
     if with_fixes:
         diagnostics = _verify_fixes(text, path, config, diagnostics)
     diagnostics = suppress.apply(diagnostics, text, path)  # noqa comments, zgcheck: skip-file
@@ -99,31 +83,31 @@ def check_decoded(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fi
 
 
 def check_text(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fixes: bool = True,
-               project: Optional[Project] = None) -> List[Diagnostic]:
+               workspace: Optional[Workspace] = None) -> List[Diagnostic]:
     """Selected diagnostics of decoded source text (gated like a file's bytes)."""
-    if not may_hold_findings(text.encode("utf-8", "surrogateescape"), path, config, project):
+    if not may_hold_findings(text.encode("utf-8", "surrogateescape"), path, config, workspace):
         return []
-    return check_decoded(text, path, config, with_fixes, project)
+    return check_decoded(text, path, config, with_fixes, workspace)
 
 
 def check_source(data: Union[bytes, str], path: str, config: Config = DEFAULT_CONFIG,
-                 with_fixes: bool = True, project: Optional[Project] = None,
+                 with_fixes: bool = True, workspace: Optional[Workspace] = None,
                  gate: bool = True) -> List[Diagnostic]:
     """Diagnostics for one file's contents (bytes are decoded as Python would; .ipynb as a
     notebook). `gate=False` when the caller already ran `may_hold_findings`."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if gate and not may_hold_findings(data, path, config, project):
+    if gate and not may_hold_findings(data, path, config, workspace):
         return []
     if path.endswith(".ipynb"):
-        found = notebook.check(data, path, lambda text, name: check_decoded(text, name, config, with_fixes, project))
+        found = notebook.check(data, path, lambda text, name: check_decoded(text, name, config, with_fixes, workspace))
         return [d for d in found if config.is_selected(d.code, d.path)]
     decoded = sourcemod.decode(data, path)
     if isinstance(decoded, Diagnostic):
         if suppress.skips_file(sourcemod.decode_for_display(data) or ""):
             return []
         return [decoded] if config.is_selected(decoded.code, path) else []
-    return check_decoded(decoded[0], path, config, with_fixes, project)
+    return check_decoded(decoded[0], path, config, with_fixes, workspace)
 
 
 def check_file(path: str, config: Config = DEFAULT_CONFIG, with_fixes: bool = True) -> List[Diagnostic]:

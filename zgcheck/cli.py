@@ -16,7 +16,7 @@ from .config import resolve as resolve_config
 from .discovery import Discovery, DiscoveryError
 from .notebook import NotebookSource
 from .report import FORMATTERS, format_statistics
-from .rules import ALL_RULES, RULES_BY_CODE
+from . import codes
 from .source import decode_for_display
 from .types import Diagnostic
 
@@ -200,13 +200,13 @@ def _summary(diagnostics, checked: int, fixed: int, diff: bool, results) -> str:
 def rule(code, show_all):
     """Show the documentation of a rule (e.g. `zgcheck rule ZG001`)."""
     if show_all or not code:
-        for r in ALL_RULES:
-            click.echo(f"{r.code}  {r.name:<24} {r.summary}")
+        for c in codes.CODES.values():
+            click.echo(f"{c.code}  {c.name:<24} {c.summary}")
         return
-    found = RULES_BY_CODE.get(code.upper()) or next((r for r in ALL_RULES if r.name == code), None)
+    found = codes.lookup(code)
     if found is None:
-        raise click.UsageError(f"unknown rule {code!r}; known: {', '.join(RULES_BY_CODE)}")
-    click.echo(render_rule(found))
+        raise click.UsageError(f"unknown rule {code!r}; known: {', '.join(codes.CODES)}")
+    click.echo(codes.render(found))
 
 
 def run() -> None:
@@ -228,16 +228,6 @@ def _as_typed(d: Diagnostic) -> Diagnostic:
 
     related = tuple(replace(r, path=short(r.path)) for r in d.related)
     return replace(d, path=short(d.path), related=related)
-
-
-def render_rule(r) -> str:
-    def block(code: str) -> str:
-        return "```python\n" + code + "```\n"
-
-    return (f"# {r.name} ({r.code})\n\n"
-            f"## What it does\n{r.what}\n\n## Why is this bad?\n{r.why}\n\n"
-            f"## Example\n{block(r.example)}\n## Use instead:\n{block(r.use_instead)}\n"
-            f"## Fix safety\n{r.fix_safety}\n")
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

@@ -21,6 +21,7 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tup
 
 import pathspec
 
+from .codes import CODES
 from .recognise import DEFAULT_TABLES, Tables
 
 if sys.version_info >= (3, 11):
@@ -130,9 +131,7 @@ def relative_to_root(path: str, root: str) -> str:
 
 def known_code(code: str) -> bool:
     """A rule code or a prefix of one (`ZG`, `ZG00`, `ZG001`, `ZG9`)."""
-    from .rules import RULES_BY_CODE  # rules import recognise; keep config importable on its own
-
-    return any(full.startswith(code) for full in RULES_BY_CODE) or bool(TOOL_CODE.match(code))
+    return any(full.startswith(code) for full in CODES) or bool(TOOL_CODE.match(code))
 
 
 def check_codes(codes: Iterable[str], where: str) -> List[str]:

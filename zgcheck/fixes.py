@@ -1,4 +1,6 @@
-"""Fixes: findings -> text edits; applying them until stable; proving them safe.
+"""Edit machinery: statements located by span, edits applied until stable, fixes proven safe.
+
+Each rule builds its own fix (`Rule.fix`) from these operations.
 
 Edits are (line, col) ranges over the decoded text, so every byte outside
 them survives: comments, blank lines, tabs, CRLF, BOM and encoding cookies.
@@ -11,14 +13,14 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
-from .rules import Finding
 from .source import ParsedSource
+from .statements import suites
 from .types import Applicability, Diagnostic, Edit, Fix, Span
 
 MAX_ROUNDS = 10
 
 
-# --- where statements are ---------------------------------------------------
+# --- where statements are, and edits relative to them -----------------------
 
 @dataclass
 class _Stmt:
@@ -30,8 +32,9 @@ class _Stmt:
     index: int  # of `line` in `block`
 
 
-class StatementIndex:
-    """Every small statement with its line and enclosing block, for locating edits."""
+class SourceEdits:
+    """Every small statement of a parsed file with its line and enclosing block: what a
+    rule's fix needs to insert or move a statement (see `rules.base.Edits`)."""
 
     def __init__(self, parsed: ParsedSource):
         self.parsed = parsed
@@ -41,28 +44,18 @@ class StatementIndex:
 
     def _walk(self, body: Sequence[cst.CSTNode]) -> None:
         for index, stmt in enumerate(body):
-            if isinstance(stmt, cst.SimpleStatementLine):
+            if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
                 self._add_line(stmt, body, index)
-                continue
-            for child in stmt.children:
-                self._visit_suites(child)
-
-    def _visit_suites(self, node: cst.CSTNode) -> None:
-        if isinstance(node, cst.IndentedBlock):
-            self._walk(node.body)
-        elif isinstance(node, cst.SimpleStatementSuite):
-            self._add_line(node, [node], 0)
-        elif isinstance(node, (cst.Else, cst.Finally, cst.ExceptHandler, cst.ExceptStarHandler,
-                               cst.If, cst.MatchCase)) or hasattr(node, "body"):
-            for child in node.children:
-                self._visit_suites(child)
+            else:
+                for suite in suites(stmt):
+                    self._walk(suite)
 
     def _add_line(self, line: cst.CSTNode, block: Sequence[cst.CSTNode], index: int) -> None:
         line_span = self.parsed.span(line)
         for small in line.body:
             self.stmts.append(_Stmt(small, self.parsed.span(small), line, line_span, block, index))
 
-    def containing(self, span: Span) -> Optional[_Stmt]:
+    def _containing(self, span: Span) -> Optional[_Stmt]:
         best = None
         for stmt in self.stmts:
             s = stmt.span
@@ -72,139 +65,70 @@ class StatementIndex:
                     best = stmt
         return best
 
-    def indent_of(self, line_no: int) -> str:
+    def _indent_of(self, line_no: int) -> str:
         text = self.lines[line_no - 1] if line_no - 1 < len(self.lines) else ""
         return text[: len(text) - len(text.lstrip(" \t"))]
+
+    # -- what rules call ---------------------------------------------------------
+    def insert_after(self, span: Span, code: str) -> Optional[Edit]:
+        """An edit adding `code` as the next statement after the one holding span."""
+        stmt = self._containing(span)
+        return self._insert_after(stmt, code) if stmt is not None else None
+
+    def next_statement(self, span: Span) -> Optional[Tuple[str, Span]]:
+        """(text, span) of the statement right after the one holding span, in its block."""
+        stmt = self._containing(span)
+        if stmt is None:
+            return None
+        nxt: Optional[cst.CSTNode] = None
+        line = stmt.line
+        if stmt.node is not line.body[-1]:
+            nxt = line.body[list(line.body).index(stmt.node) + 1]
+        elif stmt.index + 1 < len(stmt.block) and isinstance(stmt.block[stmt.index + 1], cst.SimpleStatementLine):
+            nxt = stmt.block[stmt.index + 1].body[0]
+        return (self.parsed.text(nxt).strip(), self.parsed.span(nxt)) if nxt is not None else None
+
+    def move_after(self, span: Span, anchor: Span) -> Optional[Tuple[Edit, ...]]:
+        """Edits moving the statement holding span (with its trailing comment) to just
+        after the one holding anchor; None when that cannot be done cleanly."""
+        moved, target = self._containing(span), self._containing(anchor)
+        if moved is None or target is None:
+            return None
+        # Only a statement that is a whole line of its own moves cleanly, and only out of
+        # a block that keeps another statement (an emptied block would not parse).
+        if not _sole_on_its_line(moved) or len(moved.block) < 2 or moved.line is target.line:
+            return None
+        if moved.span.start_line != moved.line_span.end_line or moved.line_span.end_line == 0:
+            return None
+        line = moved.line_span.start_line
+        lines = self.lines
+        if line >= len(lines) and not lines[-1].endswith(("\n", "\r")):
+            return None
+        text = self.parsed.text(moved.node).strip()
+        comment = lines[line - 1][len(self._indent_of(line)) + len(text):].rstrip("\r\n")
+        delete = Edit(line, 1, line + 1, 1, "")
+        insert = self._insert_after(target, text + (comment if comment.strip().startswith("#") else ""))
+        if (insert.start_line, insert.start_col) == (delete.end_line, delete.end_col) or \
+                delete.start_line <= insert.start_line < delete.end_line:
+            return None
+        return tuple(sorted((delete, insert), key=lambda e: (e.start_line, e.start_col)))
+
+    def _insert_after(self, stmt: _Stmt, code: str) -> Edit:
+        newline = self.parsed.module.default_newline
+        if isinstance(stmt.line, cst.SimpleStatementLine) and stmt.node is stmt.line.body[-1]:
+            end = stmt.line_span.end_line
+            indent = self._indent_of(stmt.line_span.start_line)
+            if end < len(self.lines) or self.lines[-1].endswith(("\n", "\r")):
+                return Edit(end + 1, 1, end + 1, 1, f"{indent}{code}{newline}")
+            last = self.lines[-1]
+            return Edit(end, len(last) + 1, end, len(last) + 1, f"{newline}{indent}{code}")
+        # `if c: opt.step()` or `a; opt.step(); b`: stay on the same line.
+        s = stmt.span
+        return Edit(s.end_line, s.end_col, s.end_line, s.end_col, f"; {code}")
 
 
 def _sole_on_its_line(stmt: _Stmt) -> bool:
     return isinstance(stmt.line, cst.SimpleStatementLine) and len(stmt.line.body) == 1
-
-
-def _insert_after(index: StatementIndex, stmt: _Stmt, code: str) -> Edit:
-    """An edit adding `code` as the next statement after stmt, in the same block."""
-    newline = index.parsed.module.default_newline
-    if isinstance(stmt.line, cst.SimpleStatementLine) and stmt.node is stmt.line.body[-1]:
-        end = stmt.line_span.end_line
-        indent = index.indent_of(stmt.line_span.start_line)
-        if end < len(index.lines) or index.lines[-1].endswith(("\n", "\r")):
-            return Edit(end + 1, 1, end + 1, 1, f"{indent}{code}{newline}")
-        last = index.lines[-1]
-        return Edit(end, len(last) + 1, end, len(last) + 1, f"{newline}{indent}{code}")
-    # `if c: opt.step()` or `a; opt.step(); b`: stay on the same line.
-    s = stmt.span
-    return Edit(s.end_line, s.end_col, s.end_line, s.end_col, f"; {code}")
-
-
-def _next_statement(stmt: _Stmt) -> Optional[cst.CSTNode]:
-    line = stmt.line
-    if stmt.node is not line.body[-1]:
-        return line.body[list(line.body).index(stmt.node) + 1]
-    if stmt.index + 1 < len(stmt.block):
-        nxt = stmt.block[stmt.index + 1]
-        if isinstance(nxt, cst.SimpleStatementLine):
-            return nxt.body[0]
-    return None
-
-
-def _call_at(stmt: _Stmt, span: Span, parsed: ParsedSource) -> Optional[cst.Call]:
-    found = []
-
-    class Finder(cst.CSTVisitor):
-        def visit_Call(self, node: cst.Call) -> None:
-            if parsed.span(node) == span:
-                found.append(node)
-
-    stmt.node.visit(Finder())
-    return found[0] if found else None
-
-
-def _is_update_of(node: cst.CSTNode, scaler: str, parsed: ParsedSource) -> bool:
-    if isinstance(node, cst.Expr) and isinstance(node.value, cst.Call):
-        func = node.value.func
-        return isinstance(func, cst.Attribute) and func.attr.value == "update" \
-            and parsed.text(func.value) == scaler
-    return False
-
-
-# --- fixes per rule --------------------------------------------------------
-
-def make_fix(finding: Finding, parsed: ParsedSource, index: StatementIndex) -> Optional[Fix]:
-    """The fix for a finding, with preliminary safety (re-analysis decides the rest)."""
-    if finding.site.path != parsed.path:
-        return None
-    if finding.code == "ZG001":
-        return _fix_missing_zero(finding, parsed, index)
-    if finding.code == "ZG002":
-        return _fix_zero_before_step(finding, parsed, index)
-    return None
-
-
-def _receiver(call: cst.Call, parsed: ParsedSource) -> Optional[Tuple[str, Optional[str]]]:
-    """(optimizer text, scaler text or None) as written at the step call."""
-    func = call.func
-    if not isinstance(func, cst.Attribute):
-        return None
-    positional = [a for a in call.args if a.keyword is None and not a.star]
-    if func.attr.value == "optimizer_step" and positional:  # xm.optimizer_step(opt)
-        return parsed.text(positional[0].value), None
-    if func.attr.value == "step":
-        receiver = parsed.text(func.value)
-        if "scaler" in receiver.lower() and positional:
-            return parsed.text(positional[0].value), receiver
-        return receiver, None
-    return None
-
-
-def _fix_missing_zero(finding: Finding, parsed: ParsedSource, index: StatementIndex) -> Optional[Fix]:
-    stmt = index.containing(finding.site.span)
-    if stmt is None:
-        return None
-    call = _call_at(stmt, finding.site.span, parsed)
-    found = _receiver(call, parsed) if call is not None else None
-    if found is None:
-        return None
-    optimizer, scaler = found
-    anchor = stmt
-    nxt = _next_statement(stmt)
-    if scaler is not None and nxt is not None and _is_update_of(nxt, scaler, parsed):
-        anchor = next((s for s in index.stmts if s.node is nxt), stmt)
-    code = f"{optimizer}.zero_grad()"
-    edit = _insert_after(index, anchor, code)
-    where = "after `scaler.update()`" if anchor is not stmt else f"after `{finding.site.text}`"
-    return Fix(f"Insert `{code}` {where}", _preliminary(finding), (edit,))
-
-
-def _fix_zero_before_step(finding: Finding, parsed: ParsedSource, index: StatementIndex) -> Optional[Fix]:
-    zero = index.containing(finding.site.span)
-    step = index.containing(finding.step.span)
-    if zero is None or step is None or finding.step.path != parsed.path:
-        return None
-    # Only a zero that is a whole line of its own moves cleanly, and only out of a
-    # block that keeps another statement (an emptied block would not parse).
-    if not _sole_on_its_line(zero) or len(zero.block) < 2 or zero.line is step.line:
-        return None
-    if zero.span.start_line != zero.line_span.end_line or zero.line_span.end_line == 0:
-        return None
-    line = zero.line_span.start_line
-    lines = index.lines
-    if line >= len(lines) and not lines[-1].endswith(("\n", "\r")):
-        return None
-    text = parsed.text(zero.node).strip()
-    comment = lines[line - 1][len(index.indent_of(line)) + len(text):].rstrip("\r\n")
-    delete = Edit(line, 1, line + 1, 1, "")
-    insert = _insert_after(index, step, text + (comment if comment.strip().startswith("#") else ""))
-    if (insert.start_line, insert.start_col) == (delete.end_line, delete.end_col) or \
-            delete.start_line <= insert.start_line < delete.end_line:
-        return None
-    return Fix(f"Move `{text}` after `{finding.step.text}`", _preliminary(finding),
-               tuple(sorted((delete, insert), key=lambda e: (e.start_line, e.start_col))))
-
-
-def _preliminary(finding: Finding) -> Applicability:
-    """Safe only when the fix stays in the function holding the loop."""
-    inside = finding.site.root and finding.step.root
-    return Applicability.SAFE if inside else Applicability.UNSAFE
 
 
 # --- applying edits --------------------------------------------------------

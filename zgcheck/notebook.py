@@ -27,9 +27,9 @@ from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .notebook_json import LayoutError, encode_source, list_items, source_spans, split_lines, uses_ascii_escapes
+from .codes import CODES, INVALID_NOTEBOOK
 from .types import Diagnostic, Edit, Related, Span
 
-INVALID_NOTEBOOK = ("ZG904", "invalid-notebook")
 MASK = "pass  # masked IPython magic"
 MASK_CONTINUATION = "# masked IPython magic"
 # Cell magics whose body is Python that runs as usual.
@@ -336,8 +336,8 @@ def check(data: bytes, path: str, check_text: Callable[[str, str], List[Diagnost
     try:
         source, mapping = virtual_source(decode(data))
     except NotebookError as err:
-        code, name = INVALID_NOTEBOOK
-        return [Diagnostic(code, name, str(err), path, Span(err.line, err.col, err.line, err.col))]
+        return [Diagnostic(INVALID_NOTEBOOK, CODES[INVALID_NOTEBOOK].name, str(err), path,
+                           Span(err.line, err.col, err.line, err.col))]
     # A finding in a helper imported from another file is reported there, with its own lines.
     return [map_diagnostic(d, mapping, path) for d in check_text(source, path)]
 

@@ -2,16 +2,19 @@
 
 Recognition is deliberately split in two. The walker (`events_in`) finds call
 *shapes* (`x.backward()`, `x.step(...)`, `x.zero_grad()`, helper calls) and
-knows nothing about scopes. `Resolver` then decides, with the bindings in
-scope, whether `x` is an optimizer, a GradScaler, a DeepSpeed engine or
-something else entirely (a scheduler, an environment). No rule logic here.
+knows nothing about scopes. `analysis.resolve` then decides, with the
+bindings in scope, whether `x` is an optimizer, a GradScaler, a DeepSpeed
+engine or something else entirely (a scheduler, an environment). The byte
+and text gates (`gate(tables)`) are built from the same tables, so a name a
+user configures is recognised and gated alike. No rule logic here.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
-from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+from typing import FrozenSet, Iterable, List, Optional, Tuple
 
 import libcst as cst
 
@@ -21,7 +24,7 @@ from .types import Event, EventKind, TargetKind
 
 OPTIMIZER_CLASSES = frozenset({
     # torch.optim
-    "SGD", "Adam", "AdamW", "Adadelta", "Adafactor", "Adagrad", "Adamax", "ASGD",
+    "SGD", "Adam", "AdamW", "Adadelta", "Adagrad", "Adamax", "ASGD",
     "LBFGS", "NAdam", "RAdam", "RMSprop", "Rprop", "SparseAdam", "Muon",
     # common third-party optimizers
     "AdamW8bit", "Adam8bit", "PagedAdamW", "PagedAdamW8bit", "Lion", "Lion8bit",
@@ -57,6 +60,10 @@ OPTIMIZER_NAME = re.compile(
 )
 # A call through a variable that holds an optimizer class or factory: `optim_cls(params)`.
 OPTIMIZER_MAKER = re.compile(r"optim.*(cls|class|factory|fn|ctor|type)$|^(make|build|create|new)_optim", re.I)
+# Functions a framework calls once per batch: when nothing in the module calls
+# them, their body is analysed as the body of an implicit training loop.
+PER_BATCH_FUNCTIONS = frozenset({"training_step", "train_step", "train_batch", "train_on_batch",
+                                 "training_step_fn", "train_step_fn", "train_iter", "train_iteration"})
 ENGINE_NAME = re.compile(r"(^|_)engine$|^model_engine$", re.IGNORECASE)
 SCALER_NAME = re.compile(r"scaler", re.IGNORECASE)
 
@@ -78,6 +85,39 @@ class Tables:
 
 
 DEFAULT_TABLES = Tables()
+
+
+# --- gates: what bytes or text can hold, from the same tables ----------------
+
+@dataclass(frozen=True)
+class Gate:
+    """Cheap screens, compiled once per Tables.
+
+    `backward`: a backward call in a file's bytes (or an import of `backward`).
+    A file without one cannot produce a finding on its own, so it is never
+    parsed; prose and docstrings that merely say "backward" don't count.
+    `event`: any event shape in a definition's bytes (can this function, maybe
+    imported by another file, backward, step or zero?).
+    """
+
+    backward: "re.Pattern[bytes]"
+    event: "re.Pattern[bytes]"
+    backward_text: "re.Pattern[str]"
+    event_text: "re.Pattern[str]"
+
+
+@functools.lru_cache(maxsize=16)
+def gate(tables: Tables) -> Gate:
+    backward = "|".join(map(re.escape, sorted(tables.backward_attrs)))
+    backward_call = rf"\.\s*(?:{backward})\s*\("
+    shapes = [backward_call, r"\bbackward\s*\(", r"step\w*\s*\(", r"\.step\b", r"zero_grad\s*\(",
+              r"\.grad\b", "param_groups"]
+    if tables.zero_functions:
+        shapes.append(r"\b(?:%s)\s*\(" % "|".join(map(re.escape, sorted(tables.zero_functions))))
+    backward_pattern = rf"{backward_call}|import[^\n]*\bbackward\b"
+    event_pattern = "|".join(shapes)
+    return Gate(re.compile(backward_pattern.encode()), re.compile(event_pattern.encode()),
+                re.compile(backward_pattern), re.compile(event_pattern))
 
 
 # --- text helpers ---------------------------------------------------------
@@ -119,17 +159,6 @@ def module_receivers(node: cst.CSTNode) -> List[str]:
     return found
 
 
-# --- bindings (what a name was assigned from) -----------------------------
-
-@dataclass(frozen=True)
-class Binding:
-    kind: str  # optimizer | engine | scheduler | scaler | config | params | partial | context | other
-    modules: Tuple[str, ...] = ()  # modules whose parameters an optimizer/params holds
-    alias: str = ""  # for `a = b`: the text of b; for a partial: the wrapped function
-    args: Tuple[str, ...] = ()  # for a partial: the arguments it binds
-    kwargs: Tuple[Tuple[str, str], ...] = ()
-
-
 def partial_parts(call: cst.Call, text_of=None):
     """(function, positional texts, keyword texts) of `functools.partial(f, ...)`, else None."""
     if callee_name(call) not in PARTIAL_CALLS or not call.args or call.args[0].keyword is not None:
@@ -142,180 +171,6 @@ def partial_parts(call: cst.Call, text_of=None):
     args = tuple(text_of(a.value) for a in rest if a.keyword is None and not a.star)
     kwargs = tuple((a.keyword.value, text_of(a.value)) for a in rest if a.keyword is not None)
     return func, args, kwargs
-
-
-def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
-    if isinstance(value, cst.Call):
-        name = callee_name(value)
-        last = leaf(name)
-        lowered = name.lower()
-        if last in CONTEXT_OPTIMIZERS:
-            return Binding("context")
-        if last in tables.optimizer_classes or last in tables.optimizer_factories:
-            # `Adam(params)`: the modules come from what `params` was bound to (see analysis).
-            names = tuple(dotted(a.value) or "" for a in value.args[:1] if a.keyword is None) + tuple(
-                dotted(a.value) or "" for a in value.args if a.keyword and a.keyword.value == "params")
-            return Binding("optimizer", tuple(module_receivers(value)), args=tuple(n for n in names if n))
-        parts = partial_parts(value)
-        if parts is not None:
-            return Binding("partial", alias=parts[0], args=parts[1], kwargs=parts[2])
-        if last == "compile" and value.args and _step_method(value.args[0].value):
-            return Binding("stepfn", alias=_step_method(value.args[0].value))  # torch.compile(opt.step)
-        if last in SCALER_CLASSES:
-            return Binding("scaler")
-        if any(h in lowered for h in SCHEDULER_HINTS) or last.endswith("LR"):
-            return Binding("scheduler")
-        if last in CONFIG_CALLS:
-            return Binding("config")
-        if name == "self.optimizers":
-            return Binding("optimizer")
-        if last in ("parameters", "named_parameters"):
-            return Binding("params", tuple(module_receivers(value)))
-        if last in ("list", "filter", "chain") or last.endswith("parameters"):
-            mods = module_receivers(value)
-            if mods:
-                return Binding("params", tuple(mods))
-        return Binding("other", alias=name + "()")
-    if isinstance(value, cst.Subscript):
-        base = value.value
-        if isinstance(base, cst.Call) and callee_name(base) == "self.optimizers":
-            return Binding("optimizer")
-    if _step_method(value):  # step_fn = opt.step
-        return Binding("stepfn", alias=_step_method(value))
-    if not isinstance(value, (cst.Name, cst.Attribute)):  # list(a.parameters()) + list(b.parameters())
-        mods = module_receivers(value)
-        if mods:
-            return Binding("params", tuple(mods))
-    text = dotted(value)
-    if text:
-        return Binding("other", alias=text)
-    return Binding("other")
-
-
-def _step_method(node: cst.BaseExpression) -> Optional[str]:
-    """`opt` for the bound method `opt.step`, else None."""
-    if isinstance(node, cst.Attribute) and node.attr.value == "step":
-        return dotted(node.value)
-    return None
-
-
-def _targets(target: cst.BaseExpression) -> List[Optional[str]]:
-    if isinstance(target, (cst.Tuple, cst.List)):
-        out: List[Optional[str]] = []
-        for el in target.elements:
-            out.extend(_targets(el.value) if isinstance(el.value, (cst.Tuple, cst.List)) else [dotted(el.value)])
-        return out
-    return [dotted(target)]
-
-
-def bind_assignment(targets: Sequence[cst.BaseExpression], value: cst.BaseExpression,
-                    tables: Tables) -> Dict[str, Binding]:
-    """Bindings made by `targets = value`, unpacking the framework tuples we know."""
-    out: Dict[str, Binding] = {}
-    name = callee_name(value) if isinstance(value, cst.Call) else ""
-    for target in targets:
-        names = _targets(target)
-        if len(names) > 1 and isinstance(value, cst.Call):
-            if "deepspeed" in name and leaf(name) == "initialize":
-                kinds = ["engine", "optimizer"]
-                for i, n in enumerate(names):
-                    if n and i < 2:
-                        out[n] = Binding(kinds[i])
-                continue
-            if leaf(name) == "prepare":
-                for n, arg in zip(names, value.args):
-                    if n:
-                        out[n] = _prepared(arg.value, tables)
-                continue
-            if name == "self.optimizers":
-                for n in names:
-                    if n:
-                        out[n] = Binding("optimizer")
-                continue
-        if len(names) > 1 and isinstance(value, (cst.Tuple, cst.List)):
-            for n, el in zip(names, value.elements):
-                if n:
-                    out[n] = classify_value(el.value, tables)
-            continue
-        for n in names:
-            if n:
-                if len(names) == 1 and isinstance(value, cst.Call) and leaf(name) == "prepare" and value.args:
-                    out[n] = _prepared(value.args[0].value, tables)
-                else:
-                    out[n] = classify_value(value, tables)
-    return out
-
-
-def _prepared(arg: cst.BaseExpression, tables: Tables) -> Binding:
-    """What `accelerator.prepare(x)` returns for x: x itself, so x's binding."""
-    text = dotted(arg)
-    if text:
-        return Binding("other", alias=text)
-    return classify_value(arg, tables)
-
-
-class BindingCollector(cst.CSTVisitor):
-    """Assignments in one scope (nested functions and classes excluded)."""
-
-    def __init__(self, tables: Tables, self_only: bool = False):
-        self.tables = tables
-        self.self_only = self_only
-        self.bindings: Dict[str, Binding] = {}
-        self.depth = 0
-
-    def _add(self, found: Dict[str, Binding]) -> None:
-        for name, binding in found.items():
-            if self.self_only and not name.startswith("self."):
-                continue
-            # The most informative binding wins: a later `opt = other` does not
-            # erase what an optimizer constructor told us.
-            old = self.bindings.get(name)
-            if old is None or old.kind == "other":
-                self.bindings[name] = binding
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        self._add(bind_assignment([t.target for t in node.targets], node.value, self.tables))
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        name = dotted(node.target)
-        if name and "Optimizer" in (dotted(node.annotation.annotation) or ""):
-            self._add({name: Binding("optimizer")})
-        elif node.value is not None:
-            self._add(bind_assignment([node.target], node.value, self.tables))
-
-    def visit_Param(self, node: cst.Param) -> None:
-        if node.annotation is not None and "Optimizer" in (dotted(node.annotation.annotation) or ""):
-            self._add({node.name.value: Binding("optimizer")})
-
-
-def collect_bindings(body: cst.CSTNode, tables: Tables, self_only: bool = False,
-                     descend: bool = False) -> Dict[str, Binding]:
-    """Bindings of a function (params included) or module; `descend` into methods for self.X."""
-    collector = BindingCollector(tables, self_only)
-    if descend:
-        body.visit(collector)
-    else:
-        _visit_shallow(body, collector)
-    return collector.bindings
-
-
-def _visit_shallow(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
-    """Visit node without entering nested function or class bodies."""
-
-    class Shallow(cst.CSTVisitor):
-        def __init__(self, root):
-            self.root = root
-
-        def on_visit(self, n: cst.CSTNode) -> bool:
-            if n is not self.root and isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-                return False
-            visitor.on_visit(n)
-            return True
-
-        def on_leave(self, n: cst.CSTNode) -> None:
-            visitor.on_leave(n)
-
-    node.visit(Shallow(node))
 
 
 # --- events ---------------------------------------------------------------

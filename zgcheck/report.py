@@ -10,6 +10,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 from urllib.parse import quote
 
 from . import __version__
+from .codes import CODES, Code, is_tool
 from .notebook import NotebookSource
 from .types import Applicability, Diagnostic, Related, Span
 
@@ -155,49 +156,26 @@ def _json_line(sources: Sources, d: Union[Diagnostic, Related], line: Optional[i
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/zgcheck/zgcheck"
-# Tool diagnostics: code -> (name, description).
-TOOL_RULES = {
-    "ZG901": ("syntax-error", "The file cannot be parsed as Python; it is reported and the run goes on."),
-    "ZG902": ("undecodable-file", "The file's bytes do not decode in its declared encoding."),
-    "ZG903": ("unreadable-file", "The file cannot be read."),
-    "ZG904": ("invalid-notebook", "The notebook is not valid JSON or has no `cells` list (nbformat 4)."),
-    "ZG905": ("fix-not-applied", "A fix could not be applied or written to the file."),
-    "ZG999": ("internal-error", "zgcheck itself failed on this file (please report it); other files are still checked."),
-}
 
 
 def _sarif_rules(diagnostics: Sequence[Diagnostic]) -> List[dict]:
-    from .rules import ALL_RULES  # rules pull in the analysis tables; only SARIF needs them
-
-    out = []
-    for rule in ALL_RULES:
-        markdown = (f"## What it does\n{rule.what}\n\n## Why is this bad?\n{rule.why}\n\n"
-                    f"## Example\n```python\n{rule.example}```\n\n"
-                    f"## Use instead:\n```python\n{rule.use_instead}```\n\n## Fix safety\n{rule.fix_safety}\n")
-        text = (f"{rule.what}\n\nWhy is this bad? {rule.why}\n\nExample:\n{rule.example}\n"
-                f"Use instead:\n{rule.use_instead}")
-        out.append(_descriptor(rule.code, rule.name, rule.summary, rule.what, text, markdown))
-    known = {r.code for r in ALL_RULES}
-    tool = dict(TOOL_RULES)
-    for d in diagnostics:  # a code this table does not know yet still gets a descriptor
-        if d.code not in known and d.code not in tool:
-            tool[d.code] = (d.name, d.name.replace("-", " "))
-    for code in sorted(tool):
-        name, description = tool[code]
-        out.append(_descriptor(code, name, description, description, description, description))
-    return out
+    """A descriptor for every code in the table, and for any code it does not know yet."""
+    known = dict(CODES)
+    for d in diagnostics:
+        known.setdefault(d.code, Code(d.code, d.name, d.name.replace("-", " "), d.name.replace("-", " ")))
+    return [_descriptor(c) for c in known.values()]
 
 
-def _descriptor(code: str, name: str, short: str, full: str, text: str, markdown: str) -> dict:
+def _descriptor(code: Code) -> dict:
     return {
-        "id": code,
-        "name": name,
-        "shortDescription": {"text": short},
-        "fullDescription": {"text": full},
-        "help": {"text": text, "markdown": markdown},
+        "id": code.code,
+        "name": code.name,
+        "shortDescription": {"text": code.summary},
+        "fullDescription": {"text": code.summary},
+        "help": {"text": code.doc, "markdown": code.doc},
         "helpUri": INFORMATION_URI,
         "defaultConfiguration": {"level": "error"},
-        "properties": {"tags": ["correctness" if not code.startswith("ZG9") else "tool"]},
+        "properties": {"tags": ["tool" if is_tool(code.code) else "correctness"]},
     }
 
 

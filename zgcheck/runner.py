@@ -16,7 +16,7 @@ from . import __version__, fixes, notebook
 from . import source as sourcemod
 from .checker import check_decoded, check_source, may_hold_findings
 from .config import Config
-from .project import Project
+from .analysis import Workspace
 from .types import Diagnostic
 from .writer import write_atomically
 
@@ -87,7 +87,7 @@ def _process(path: str, config: Config, mode: Mode) -> FileResult:
     except OSError as err:
         return FileResult(path, [sourcemod.tool_diagnostic(
             sourcemod.READ_ERROR, path, f"cannot read: {err.strerror or err}")])
-    if not may_hold_findings(data, path, config, _gate_project(config)):
+    if not may_hold_findings(data, path, config, _gate_workspace(config)):
         return FileResult(path)
     if mode.fix or mode.diff:
         return fix_source(path, data, config, mode)
@@ -170,7 +170,7 @@ def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[st
     with their hashes; it is used only while all of them are unchanged."""
     if cache_dir is None:
         return check_source(data, path, config, gate=False)
-    key = hashlib.sha256(b"\0".join((_tool_fingerprint().encode(), _fingerprint(config).encode(),
+    key = hashlib.sha256(b"\0".join((_tool_fingerprint().encode(), config.fingerprint().encode(),
                                      os.path.abspath(path).encode(), data))).hexdigest()
     entry = Path(cache_dir) / key[:2] / key
     try:
@@ -180,10 +180,9 @@ def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[st
             return diagnostics
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError):
         pass
-    project = Project(config.tables)
-    diagnostics = check_source(data, path, config, project=project, gate=False)
-    own = os.path.abspath(path)
-    dependencies = [(dep, digest) for dep, digest in project.dependencies() if dep != own]
+    workspace = Workspace(config.tables)
+    diagnostics = check_source(data, path, config, workspace=workspace, gate=False)
+    dependencies = workspace.dependencies(workspace.own) if workspace.own is not None else []
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")
@@ -217,21 +216,16 @@ def _sha256(path: str) -> Optional[str]:
         return None
 
 
-_GATE: Dict[str, Project] = {}
+_GATE: Dict[str, Workspace] = {}
 
 
-def _gate_project(config: Config) -> Project:
-    """A per-process Project for the import gate: it only reads bytes, so it is shared."""
-    key = _fingerprint(config)
+def _gate_workspace(config: Config) -> Workspace:
+    """A per-process Workspace for the import gate: it only reads bytes, so it is shared."""
+    key = config.fingerprint()
     if key not in _GATE:
         _GATE.clear()
-        _GATE[key] = Project(config.tables)
+        _GATE[key] = Workspace(config.tables)
     return _GATE[key]
-
-
-def _fingerprint(config: Config) -> str:
-    fingerprint = getattr(config, "fingerprint", None)
-    return fingerprint() if callable(fingerprint) else repr(config)
 
 
 def prepare_cache(root: str = ".") -> Optional[str]:

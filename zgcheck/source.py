@@ -8,36 +8,18 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import libcst as cst
 from libcst._nodes.internal import CodegenState
 from libcst._position import CodePosition, CodeRange
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from .codes import CODES, DECODE_ERROR, FIX_ERROR, INTERNAL_ERROR, PARSE_ERROR, READ_ERROR  # noqa: F401
 from .types import Diagnostic, Span
 
-PARSE_ERROR = ("ZG901", "syntax-error")
-DECODE_ERROR = ("ZG902", "undecodable-file")
-READ_ERROR = ("ZG903", "unreadable-file")
-FIX_ERROR = ("ZG905", "fix-not-applied")
-INTERNAL_ERROR = ("ZG999", "internal-error")
 
-# What a backward call looks like in bytes: `.backward(`, `.manual_backward(`
-# (`loss.backward(`, `accelerator.backward(`, `torch.autograd.backward(`) or an
-# import of `backward`. A file without one cannot produce a finding on its own,
-# so it is never parsed; prose and docstrings that merely say "backward" don't count.
-BACKWARD_BYTES = re.compile(rb"\.\s*(?:manual_)?backward\s*\(|import[^\n]*\bbackward\b")
-BACKWARD_TEXT = re.compile(BACKWARD_BYTES.pattern.decode())
 _NEWLINE = re.compile(r"\r\n?|\n")
-
-
-def may_hold_events(data: Union[bytes, str], backward_names: Iterable[str] = ()) -> bool:
-    """Whether the bytes (or text) mention `backward` or a configured extra backward method."""
-    backward_names = [name for name in backward_names if "backward" not in name]
-    if isinstance(data, str):
-        return BACKWARD_TEXT.search(data) is not None or any(name in data for name in backward_names)
-    return BACKWARD_BYTES.search(data) is not None or any(name.encode() in data for name in backward_names)
 
 
 @dataclass
@@ -54,9 +36,8 @@ class ParsedSource:
         return self.module.code_for_node(node)
 
 
-def tool_diagnostic(kind, path: str, message: str, line: int = 1, col: int = 1) -> Diagnostic:
-    code, name = kind
-    return Diagnostic(code, name, message, path, Span(line, col, line, col))
+def tool_diagnostic(code: str, path: str, message: str, line: int = 1, col: int = 1) -> Diagnostic:
+    return Diagnostic(code, CODES[code].name, message, path, Span(line, col, line, col))
 
 
 def decode(data: bytes, path: str) -> Union[Tuple[str, str], Diagnostic]:

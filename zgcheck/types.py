@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 
 @dataclass(frozen=True, order=True)
@@ -75,7 +75,6 @@ class EventKind(enum.Enum):
     BACKWARD = "backward"
     STEP = "step"  # S(o)
     ZERO = "zero"  # Z(o) or Z(module) or Z(all)
-    STEP_ZERO = "step_zero"  # DeepSpeed engine.step(): S then Z
     CALL = "call"  # call to a helper whose body is analysed in place
     NEW = "new"  # `opt = Optimizer(...)`: a fresh optimizer, nothing consumed yet
 
@@ -105,3 +104,40 @@ class Event:
     closure: str = ""
     closure_args: Tuple[str, ...] = ()
     closure_kwargs: Tuple[Tuple[str, str], ...] = ()
+
+
+# --- what the analysis hands the rules, and the rules hand the checker -------
+
+@dataclass(frozen=True)
+class Site:
+    """Where an event happened."""
+
+    path: str
+    span: Span
+    text: str  # the call as written
+    root: bool = True  # inside the function being analysed (not an inlined helper)
+    # For a step: the optimizer key, in the root's terms; for a zero: the receiver.
+    target: str = ""
+    # For a step, as written at the call: the optimizer (`opt` in `scaler.step(opt)`),
+    # and the GradScaler that steps it, if any. A fix is built from these.
+    receiver: str = ""
+    scaler: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    site: Site  # where the diagnostic is reported
+    related: Tuple[Tuple[str, Site], ...]  # (role, site): "backward", "step", "previous step"
+    optimizer: str  # the optimizer key the finding is about
+    step: Site  # the step involved
+
+
+class Fact(NamedTuple):
+    """One dataflow fact. Each rule owns the facts carrying its code; the engine reads
+    only `optimizer` (to know which optimizers a zero may cover)."""
+
+    code: str  # the rule that owns it ("" for the engine's own markers)
+    kind: str  # the rule's word for it: "consumed", "stale", "unapplied", "wiped"...
+    optimizer: str  # the optimizer (part) it is about; "" when about none
+    origin: object = None  # where it came from: a Site, or a tuple of Sites

@@ -1,10 +1,18 @@
-"""The rules, by code."""
+"""The rules: every module in this package that defines a `Rule` subclass adds one.
 
-from .base import Finding, Rule, Site
-from .missing_zero_grad import MissingZeroGrad
-from .zero_grad_before_step import ZeroGradBeforeStep
+A new rule is one file here (plus its fixtures and its runtime twin); nothing
+else lists the rules.
+"""
 
-ALL_RULES = (MissingZeroGrad(), ZeroGradBeforeStep())
+import importlib
+import pkgutil
+
+from .base import Rule
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+ALL_RULES = tuple(sorted((cls() for cls in Rule.__subclasses__()), key=lambda rule: rule.code))
 RULES_BY_CODE = {rule.code: rule for rule in ALL_RULES}
 
-__all__ = ["ALL_RULES", "RULES_BY_CODE", "Finding", "Rule", "Site"]
+__all__ = ["ALL_RULES", "RULES_BY_CODE", "Rule"]

@@ -1,42 +1,30 @@
-"""What a rule is: its documentation plus three transfer hooks over dataflow facts.
+"""What a rule is: its documentation, three transfer hooks over dataflow facts, and its fix.
 
-The analysis engine walks events (B, S(o), Z(o)) in control-flow order and
-hands each to every rule; a rule keeps its own facts (tuples that start with
-its code) in the shared fact set and reports through a callback.
+The engine walks typed actions (backward, step of an optimizer, zero) in
+control-flow order and hands each to every rule. A rule keeps its own facts
+(`Fact`s carrying its code) in the shared fact set, reports through a
+callback, and builds the fix for its findings from what the finding's sites
+recorded at the event (the step's receiver and scaler as written).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, FrozenSet, Hashable, Iterable, Tuple
+from typing import Callable, FrozenSet, Iterable, Optional, Protocol, Tuple
 
-from ..types import Span
+from ..types import Applicability, Edit, Fact, Finding, Fix, Site, Span
 
-Facts = FrozenSet[Hashable]
-
-
-@dataclass(frozen=True)
-class Site:
-    """Where an event happened."""
-
-    path: str
-    span: Span
-    text: str  # the call as written
-    root: bool = True  # inside the function being analysed (not an inlined helper)
-    # For a step: the optimizer key; for a zero: the receiver; for a backward: ''.
-    target: str = ""
-
-
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    site: Site  # where the diagnostic is reported
-    related: Tuple[Tuple[str, Site], ...]  # (role, site): "backward", "step", "previous step"
-    optimizer: str  # the optimizer key the finding is about
-    step: Site  # the step involved
-
-
+Facts = FrozenSet[Fact]
 Report = Callable[[Finding], None]
+
+
+class Edits(Protocol):
+    """The edit machinery a rule's fix uses (`fixes.SourceEdits`): statements located by span."""
+
+    def insert_after(self, span: Span, code: str) -> Optional[Edit]: ...
+
+    def next_statement(self, span: Span) -> Optional[Tuple[str, Span]]: ...
+
+    def move_after(self, span: Span, anchor: Span) -> Optional[Tuple[Edit, ...]]: ...
 
 
 class Rule:
@@ -62,16 +50,27 @@ class Rule:
     def on_zero(self, facts: Facts, optimizers: Iterable[str], site: Site) -> Facts:
         return facts
 
+    def fix(self, finding: Finding, edits: Edits) -> Optional[Fix]:
+        """The fix for one finding in the file being checked, with preliminary safety
+        (re-analysing the fixed text decides the rest); None when there is none."""
+        return None
+
+
+def preliminary(finding: Finding) -> Applicability:
+    """Safe only when the fix stays in the function holding the loop."""
+    inside = finding.site.root and finding.step.root
+    return Applicability.SAFE if inside else Applicability.UNSAFE
+
 
 def drop(facts: Facts, code: str, kind: str, optimizers) -> Facts:
     """Facts without (code, kind, o, ...) for every o in optimizers."""
     optimizers = set(optimizers)
-    return frozenset(f for f in facts if not (f[0] == code and f[1] == kind and f[2] in optimizers))
+    return frozenset(f for f in facts if not (f.code == code and f.kind == kind and f.optimizer in optimizers))
 
 
 def select(facts: Facts, code: str, kind: str, optimizer: str):
     """The origins recorded for (code, kind, optimizer)."""
-    return [f[3] for f in facts if f[0] == code and f[1] == kind and f[2] == optimizer]
+    return [f.origin for f in facts if f.code == code and f.kind == kind and f.optimizer == optimizer]
 
 
 def line_of(site: Site) -> int:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .base import Facts, Finding, Rule, Site, drop, line_of, select
+from typing import Optional
+
+from ..types import Fact, Finding, Fix, Site
+from .base import Edits, Facts, Rule, drop, line_of, preliminary, select
 
 CODE = "ZG001"
 
@@ -48,8 +51,8 @@ class MissingZeroGrad(Rule):
                 f"no `{finding.optimizer}.zero_grad()` between that step{tail}")
 
     def on_backward(self, facts: Facts, site: Site, optimizers) -> Facts:
-        consumed = {f[2] for f in facts if f[0] == CODE and f[1] == "consumed"}
-        return facts | {(CODE, "stale", o, site) for o in consumed}
+        consumed = {f.optimizer for f in facts if f.code == CODE and f.kind == "consumed"}
+        return facts | {Fact(CODE, "stale", o, site) for o in consumed}
 
     def on_step(self, facts: Facts, optimizer: str, site: Site, report) -> Facts:
         stale = select(facts, CODE, "stale", optimizer)
@@ -59,10 +62,24 @@ class MissingZeroGrad(Rule):
             related += tuple(("previous step", s) for s in sorted(set(previous), key=_order))
             report(Finding(CODE, site, related, optimizer, site))
         facts = drop(drop(facts, CODE, "stale", [optimizer]), CODE, "consumed", [optimizer])
-        return facts | {(CODE, "consumed", optimizer, site)}
+        return facts | {Fact(CODE, "consumed", optimizer, site)}
 
     def on_zero(self, facts: Facts, optimizers, site: Site) -> Facts:
         return drop(drop(facts, CODE, "stale", optimizers), CODE, "consumed", optimizers)
+
+    def fix(self, finding: Finding, edits: Edits) -> Optional[Fix]:
+        step = finding.step
+        if not step.receiver:
+            return None  # a step through an alias (`step_fn()`): no receiver to zero by name
+        code = f"{step.receiver}.zero_grad()"
+        anchor, after = step.span, step.text
+        following = edits.next_statement(step.span) if step.scaler else None
+        if following is not None and following[0] == f"{step.scaler}.update()":
+            anchor, after = following[1], following[0]  # the scaler updates before the zero
+        edit = edits.insert_after(anchor, code)
+        if edit is None:
+            return None
+        return Fix(f"Insert `{code}` after `{after}`", preliminary(finding), (edit,))
 
 
 def _nearest_backward(finding: Finding):

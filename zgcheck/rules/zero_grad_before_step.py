@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .base import Facts, Finding, Rule, Site, drop, line_of, select
+from typing import Optional
+
+from ..types import Fact, Finding, Fix, Site
+from .base import Edits, Facts, Rule, drop, line_of, preliminary, select
 
 CODE = "ZG002"
 
@@ -51,8 +54,8 @@ class ZeroGradBeforeStep(Rule):
                 f"`{finding.step.text}` (line {line_of(finding.step)}) applies them")
 
     def on_backward(self, facts: Facts, site: Site, optimizers) -> Facts:
-        facts = frozenset(f for f in facts if not (f[0] == CODE and f[1] == "wiped"))
-        return facts | {(CODE, "unapplied", o, site) for o in optimizers}
+        facts = frozenset(f for f in facts if not (f.code == CODE and f.kind == "wiped"))
+        return facts | {Fact(CODE, "unapplied", o, site) for o in optimizers}
 
     def on_step(self, facts: Facts, optimizer: str, site: Site, report) -> Facts:
         for zero, backward in sorted(set(select(facts, CODE, "wiped", optimizer)),
@@ -62,5 +65,13 @@ class ZeroGradBeforeStep(Rule):
 
     def on_zero(self, facts: Facts, optimizers, site: Site) -> Facts:
         optimizers = list(optimizers)
-        wiped = {(CODE, "wiped", o, (site, b)) for o in optimizers for b in select(facts, CODE, "unapplied", o)}
+        wiped = {Fact(CODE, "wiped", o, (site, b)) for o in optimizers for b in select(facts, CODE, "unapplied", o)}
         return drop(facts, CODE, "unapplied", optimizers) | wiped
+
+    def fix(self, finding: Finding, edits: Edits) -> Optional[Fix]:
+        if finding.step.path != finding.site.path:
+            return None
+        edit = edits.move_after(finding.site.span, finding.step.span)
+        if edit is None:
+            return None
+        return Fix(f"Move `{finding.site.text}` after `{finding.step.text}`", preliminary(finding), edit)

@@ -1,4 +1,4 @@
-"""Other files of the checked project: where an import points, and their analyses.
+"""Where an import points, on bytes and paths only (no analysis state).
 
 A loop that calls `train_one_epoch` imported from `.engine` is analysed through
 that function's body. Modules are found the way Python would for code run from
@@ -10,28 +10,22 @@ only parsed when its bytes define the imported name *and* can hold an event.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
-from . import source as sourcemod
-from .recognise import Tables, dotted
+from ..recognise import Tables, dotted, gate
 
 MAX_MODULE_BYTES = 1_000_000
-# Event shapes in bytes: calls, not prose ("backward" alone is in half the docstrings).
-_EVENT_BYTES = re.compile(rb"\.\s*(?:manual_)?backward\s*\(|\.step\s*\(|zero_grad\s*\(|\.grad\b|param_groups")
-_SHARED: "Dict[Tuple[str, int, int, str], object]" = {}  # (path, mtime, size, config) -> analysis
-_SHARED_LIMIT = 64
 
 
 _IMPORT_LINE = re.compile(rb"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+\(?([\w, \t]+)|import[ \t]+([\w., \t]+))",
                           re.M)
 
 
-def imports_project_helper(path: str, data: bytes, project: "Project") -> bool:
+def imports_project_helper(path: str, data: bytes, project: "Files") -> bool:
     """On bytes only: does this file import a name that another project file defines
     next to an event? Such a file is worth parsing though it holds no backward."""
     for match in _IMPORT_LINE.finditer(data):
@@ -107,18 +101,15 @@ def collect_imports(body: Sequence[cst.CSTNode]) -> Dict[str, Import]:
     return out
 
 
-class Project:
-    """Loads and caches the analyses of the project's other modules, per process."""
+class Files:
+    """The project's files as the import resolver sees them: bytes (read once), where
+    a module lives, and whether a file defines a name next to an event."""
 
-    def __init__(self, tables: Tables, rules=None):
-        self.tables = tables
-        self.rules = rules
-        self.analyses: Dict[str, object] = {}
+    def __init__(self, tables: Tables):
+        self.event = gate(tables).event
         self._defines: Dict[Tuple[str, str], bool] = {}
-        self.relative = True  # set from the first file analysed: show paths like it
         self.bytes: Dict[str, Optional[bytes]] = {}
 
-    # -- files -----------------------------------------------------------------
     def read(self, path: str) -> Optional[bytes]:
         if path not in self.bytes:
             try:
@@ -154,7 +145,6 @@ class Project:
             dirs.append(top)
         return dirs
 
-    # -- names -----------------------------------------------------------------
     def target(self, importer: str, imports: Dict[str, Import], name: str) -> Optional[Tuple[str, str]]:
         """(file, name in that file) for a called name that an import brings in."""
         root, _, rest = name.partition(".")
@@ -179,47 +169,5 @@ class Project:
         key = (path, name)
         if key not in self._defines:
             data = self.read(path)
-            self._defines[key] = data is not None and _EVENT_BYTES.search(_block(data, name)) is not None
+            self._defines[key] = data is not None and self.event.search(_block(data, name)) is not None
         return self._defines[key]
-
-    def analysis(self, path: str):
-        """The ModuleAnalysis of another project file, or None if it cannot be read or parsed.
-
-        Parsed modules are shared by every file a worker process checks (keyed by
-        path, mtime, size and configuration), so a helper module imported by fifty
-        training scripts is parsed once."""
-        if path not in self.analyses:
-            shared = self._shared_key(path)
-            if shared in _SHARED:
-                self.read(path)
-                self.analyses[path] = _SHARED[shared]
-                return self.analyses[path]
-            self.analyses[path] = None
-            data = self.read(path)
-            if data is not None:
-                shown = path  # named the way the user named the files they asked about
-                if self.relative and not os.path.relpath(path).startswith(".."):
-                    shown = os.path.relpath(path)
-                decoded = sourcemod.decode(data, shown)
-                parsed = None if not isinstance(decoded, tuple) else sourcemod.parse(decoded[0], shown)
-                if isinstance(parsed, sourcemod.ParsedSource):
-                    from .analysis import ModuleAnalysis
-
-                    self.analyses[path] = ModuleAnalysis(parsed, self.tables, project=self)
-                    if shared is not None:
-                        if len(_SHARED) >= _SHARED_LIMIT:
-                            _SHARED.pop(next(iter(_SHARED)))
-                        _SHARED[shared] = self.analyses[path]
-        return self.analyses[path]
-
-    def _shared_key(self, path: str):
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        return (path, st.st_mtime_ns, st.st_size, repr(self.tables), self.relative)
-
-    def dependencies(self) -> List[Tuple[str, str]]:
-        """(path, sha256) of every other file whose contents the analysis used."""
-        return sorted((os.path.abspath(p), hashlib.sha256(data).hexdigest())
-                      for p, data in self.bytes.items() if data is not None and self.analyses.get(p) is not None)

@@ -16,7 +16,7 @@ from typing import Callable, FrozenSet, Optional, Tuple
 
 import libcst as cst
 
-from .recognise import dotted
+from ..recognise import dotted
 
 _OPERATORS = {
     cst.Equal: "==", cst.NotEqual: "!=", cst.Is: "is", cst.IsNot: "is not",

@@ -1,0 +1,75 @@
+"""The analysis of one file: units -> frames of typed actions -> dataflow -> findings.
+
+    module.Module        the file's units and their graphs (other files via the Workspace)
+    resolve.plan         each root's events -> typed actions, once, helpers in place
+    engine.run           the rules' hooks over the dataflow of one root
+    frameworks           framework semantics on the same actions (Accelerate)
+
+Every unit is analysed as a root; a helper is also analysed inside each root
+that calls it, with the caller's facts flowing through it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Dict, List, Sequence, Set, Tuple
+
+from ..recognise import PER_BATCH_FUNCTIONS
+from ..rules import ALL_RULES, Rule
+from ..source import ParsedSource
+from ..types import EventKind, Finding
+from . import engine, frameworks
+from .module import Module, Workspace
+from .resolve import plan
+from .units import Key
+
+__all__ = ["Module", "Workspace", "analyse", "merge_findings"]
+
+
+def analyse(parsed: ParsedSource, workspace: Workspace, rules: Sequence[Rule] = ALL_RULES) -> List[Finding]:
+    """Every finding of one parsed file, merged across the roots that reach it."""
+    workspace.relative = not os.path.isabs(parsed.path)
+    module = Module(parsed, workspace)
+    workspace.own = module
+    called = _called(module)
+    findings: List[Finding] = []
+    for unit in list(module.units):
+        # A function a framework calls once per batch, and nothing here calls, is the
+        # body of an implicit training loop.
+        implicit = (not unit.is_top_level and unit.parent is None and unit.key not in called
+                    and unit.node.name.value in PER_BATCH_FUNCTIONS)
+        root = plan(unit, implicit_loop=implicit)
+        findings.extend(engine.run(root, rules))
+        findings.extend(frameworks.accumulate_wipes(root))
+    return merge_findings(findings)
+
+
+def _called(module: Module) -> Set[Key]:
+    """The units some unit of this file calls."""
+    called: Set[Key] = set()
+    for unit in list(module.units):
+        for events in module.graph(unit)[1].values():
+            for event in events:
+                if event.kind is EventKind.CALL:
+                    callee = module.callee(event.target, unit)
+                    if callee is not None:
+                        called.add(callee.key)
+    return called
+
+
+def merge_findings(findings: List[Finding]) -> List[Finding]:
+    """One finding per (code, position), reached through however many roots."""
+    merged: Dict[Tuple[str, object], Finding] = {}
+    for finding in findings:
+        key = (finding.code, finding.site.path, finding.site.span)
+        old = merged.get(key)
+        if old is None:
+            merged[key] = finding
+            continue
+        related = old.related + tuple(r for r in finding.related if r not in old.related)
+        # Reached directly from the function holding the loop by any root: the fix stays there.
+        site = replace(old.site, root=old.site.root or finding.site.root)
+        step = replace(old.step, root=old.step.root or finding.step.root)
+        merged[key] = replace(old, site=site, step=step, related=related)
+    return list(merged.values())

@@ -1,0 +1,204 @@
+"""One root's dataflow: rule transfer functions over path-qualified facts.
+
+The state is a set of (assumptions, fact) pairs. *Assumptions* are the
+outcomes of tracked branch conditions (those tested at least twice) taken on
+the way here; facts reached under contradicting assumptions never meet, so
+`if c: zero ... if c: step` is analysed as two paths, not four. A class of
+paths with no facts is kept alive by an ALIVE marker, since later events
+create facts in every class. Without tracked conditions there is one class
+and this is the plain may-analysis of DESIGN §3.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from typing import Dict, FrozenSet, Iterable, List, Sequence, Set, Tuple
+
+from ..rules import Rule
+from ..types import Fact, Finding
+from . import dataflow
+from .resolve import local_prefix, optimizers, tested_conditions
+from .units import Backward, Call, Covers, Fresh, Frame, Step, Target, Zero
+
+ALIVE = Fact("", "alive", "")
+START = frozenset({(frozenset(), ALIVE)})
+MAX_TRACKED = 8  # conditions tracked per root: bounds the number of path classes
+
+# A state is a set of (assumptions, fact): the facts of each class of paths.
+State = FrozenSet[Tuple[FrozenSet[Tuple[str, bool]], Fact]]
+
+
+def split(state: State) -> Dict[FrozenSet, Set[Fact]]:
+    classes: Dict[FrozenSet, Set[Fact]] = {}
+    for assumptions, fact in state:
+        facts = classes.setdefault(assumptions, set())
+        if fact != ALIVE:
+            facts.add(fact)
+    return classes
+
+
+def join(classes) -> State:
+    return frozenset((a, f) for a, facts in classes.items() for f in (*facts, ALIVE))
+
+
+def run(root: Frame, rules: Sequence[Rule]) -> List[Finding]:
+    """The findings of one root."""
+    return RootRun(root, rules).run()
+
+
+class RootRun:
+    """Transfer functions for one root's frames: rule hooks over path-qualified facts."""
+
+    def __init__(self, root: Frame, rules: Sequence[Rule]):
+        self.root = root
+        self.rules = rules
+        # An optimizer built from several modules' parameters is tracked per module
+        # ("opt@model.body"), so zeroing one of them leaves the others' facts alone.
+        self.parts: Dict[str, Tuple[str, ...]] = {}
+        self.part_module: Dict[str, str] = {}
+        for key, target in optimizers(root).items():
+            self._parts(key, target)
+        self.tracked = self._tracked(root)
+        self.report = None  # set for the final, reporting pass
+        self.cache: Dict[tuple, State] = {}
+
+    # -- optimizers --------------------------------------------------------
+    def _parts(self, key: str, target: Target = None) -> Tuple[str, ...]:
+        if key not in self.parts:
+            tied: Tuple[str, ...] = ()
+            if target is not None and target.binding is not None and target.binding.kind == "optimizer":
+                tied = tuple(dict.fromkeys(target.modules))
+            if len(tied) > 1:
+                self.parts[key] = tuple(f"{key}@{m}" for m in tied)
+                self.part_module.update(zip(self.parts[key], tied))
+            else:
+                self.parts[key] = (key,)
+                if tied:
+                    self.part_module[key] = tied[0]
+        return self.parts[key]
+
+    @property
+    def universe(self) -> List[str]:
+        return [p for parts in self.parts.values() for p in parts]
+
+    def _covered(self, covers: Covers, facts: Iterable[Fact]) -> Set[str]:
+        known = set(self.universe) | {f.optimizer for f in facts if f.optimizer}
+        if covers.everything:
+            return known
+        if covers.optimizers:
+            return {part for key in covers.optimizers for part in self._parts(key)}
+        out = set()
+        for part in known:
+            tied = self.part_module.get(part)
+            # A module zero covers the parameters of that module and its submodules;
+            # an optimizer that nothing ties to a module is taken to be covered.
+            if tied is None or any(tied == m or tied.startswith(m + ".") for m in covers.modules):
+                out.add(part)
+        return out
+
+    # -- conditions --------------------------------------------------------
+    @staticmethod
+    def _tracked(root: Frame) -> Dict[str, FrozenSet[str]]:
+        counts: Counter = Counter()
+        names: Dict[str, FrozenSet[str]] = {}
+        for key, cond_names, repeats in tested_conditions(root):
+            counts[key] += 2 if repeats else 1  # a test in a loop meets itself again
+            names[key] = cond_names
+        repeated = [key for key, n in counts.most_common() if n >= 2][:MAX_TRACKED]
+        return {key: names[key] for key in repeated}
+
+    def branch(self, frame: Frame, node_id: int, state: State) -> State:
+        branch = frame.branches[node_id]
+        if branch.ruled_out:
+            return frozenset()  # a parameter bound to a literal rules this edge out
+        key = branch.condition
+        if key is None or key not in self.tracked:
+            return state
+        holds = branch.holds
+        return frozenset((a | {(key, holds)}, f) for a, f in state if (key, not holds) not in a)
+
+    def forget(self, frame: Frame, node_id: int, state: State) -> State:
+        """Drop assumptions about conditions whose names this node assigns."""
+        assigned = frame.assigned.get(node_id)
+        if not assigned:
+            return state
+        stale = {key for key, names in self.tracked.items()
+                 if any(n == t or n.startswith(t + ".") for n in names for t in assigned)}
+        if not stale:
+            return state
+        return frozenset((frozenset(x for x in a if x[0] not in stale), f) for a, f in state)
+
+    # -- transfer ------------------------------------------------------------
+    def transfer(self, frame: Frame, node, state: State) -> State:
+        if not state:
+            return state
+        if node.branch is not None:
+            state = self.branch(frame, node.id, state)
+        for action in frame.actions.get(node.id, ()):
+            state = self.apply(action, state)
+        if self.tracked:
+            state = self.forget(frame, node.id, state)
+        return state
+
+    def apply(self, action, state: State) -> State:
+        if isinstance(action, Call):
+            return self.call(action.frame, state)
+        classes = split(state)
+        for assumptions, facts in classes.items():
+            classes[assumptions] = self._rule_step(action, frozenset(facts))
+        return join(classes)
+
+    def _rule_step(self, action, facts: FrozenSet[Fact]) -> FrozenSet[Fact]:
+        if isinstance(action, Backward):
+            for rule in self.rules:
+                facts = rule.on_backward(facts, action.site, self.universe)
+        elif isinstance(action, Step):
+            key = action.optimizer.key
+            report = self._reporter(key)
+            for part in self._parts(key, action.optimizer):
+                for rule in self.rules:
+                    facts = rule.on_step(facts, part, action.site, report)
+        elif isinstance(action, Zero):
+            covered = self._covered(action.covers, facts)
+            for rule in self.rules:
+                facts = rule.on_zero(facts, covered, action.site)
+        elif isinstance(action, Fresh):  # a fresh optimizer: no rule holds anything about it yet
+            parts = set(self._parts(action.optimizer))
+            facts = frozenset(f for f in facts if f.optimizer not in parts)
+        return facts
+
+    def _reporter(self, key: str):
+        if self.report is None:
+            return _ignore
+        return lambda finding: self.report(replace(finding, optimizer=key))
+
+    def call(self, frame: Frame, state: State) -> State:
+        key = (frame, state)
+        if self.report is None and key in self.cache:
+            return self.cache[key]
+        graph = frame.graph
+        ins, outs = dataflow.solve(graph, lambda node, s: self.transfer(frame, node, s), state)
+        if self.report is not None:
+            for node_id, node_state in ins.items():
+                self.transfer(frame, graph.nodes[node_id], node_state)
+        # The callee's own locals die with it: forget what was assumed about them.
+        prefix = local_prefix(frame.unit)
+        result = frozenset((frozenset(x for x in a if not x[0].startswith(prefix)), f)
+                           for a, f in outs.get(graph.exit, frozenset()))
+        self.cache[key] = result
+        return result
+
+    def run(self) -> List[Finding]:
+        root = self.root
+        ins, _ = dataflow.solve(root.graph, lambda node, s: self.transfer(root, node, s), START)
+        findings: List[Finding] = []
+        self.report = findings.append
+        for node_id, state in ins.items():
+            self.transfer(root, root.graph.nodes[node_id], state)
+        self.report = None
+        return findings
+
+
+def _ignore(_finding: Finding) -> None:
+    pass

@@ -1,0 +1,307 @@
+"""One file's units and their graphs; the Workspace that holds other files' analyses.
+
+`Module` collects the units of a parsed file (functions, methods, closures, the
+top level) that can matter: those holding an event or calling one that does.
+It builds each unit's CFG and events once, and finds which unit a called name
+is, here or in an imported project file. It never resolves what a receiver
+is (that is `resolve`) and never runs a dataflow (that is `engine`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from typing import Dict, List, Optional, Set, Tuple
+
+import libcst as cst
+
+from .. import recognise
+from .. import source as sourcemod
+from ..bindings import Binding, collect_bindings
+from ..recognise import Tables
+from ..source import ParsedSource
+from ..statements import direct_defs, flatten_top, function_defs
+from ..types import Event, EventKind
+from . import cfg as cfgmod
+from .imports import Files, collect_imports
+from .units import Unit
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Shared by every check in a worker process: (path, mtime, size, tables, relative) -> Module.
+_STORE: Dict[tuple, "Module"] = {}
+_STORE_LIMIT = 64
+
+
+class Workspace:
+    """The analyses of the project's files as one check sees them: the checked file's
+    own (maybe unsaved) text over the files on disk, which are shared per process."""
+
+    def __init__(self, tables: Tables, files: Optional[Files] = None, own: Optional["Module"] = None):
+        self.tables = tables
+        self.files = files or Files(tables)
+        self.own = own
+        self.relative = True  # set from the checked file: show other paths like it
+
+    def module(self, path: str) -> Optional["Module"]:
+        """The Module of a project file on disk (absolute path), or None if unreadable."""
+        if self.own is not None and os.path.abspath(self.own.path) == path:
+            return self.own
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        key = (path, st.st_mtime_ns, st.st_size, self.tables, self.relative)
+        if key not in _STORE:
+            if len(_STORE) >= _STORE_LIMIT:
+                _STORE.pop(next(iter(_STORE)))
+            _STORE[key] = self._load(path)
+        return _STORE[key]
+
+    def _load(self, path: str) -> Optional["Module"]:
+        data = self.files.read(path)
+        if data is None:
+            return None
+        shown = path  # named the way the user named the files they asked about
+        if self.relative and not os.path.relpath(path).startswith(".."):
+            shown = os.path.relpath(path)
+        decoded = sourcemod.decode(data, shown)
+        parsed = sourcemod.parse(decoded[0], shown) if isinstance(decoded, tuple) else None
+        if not isinstance(parsed, ParsedSource):
+            return None
+        shared = Workspace(self.tables, self.files)
+        shared.relative = self.relative
+        return Module(parsed, shared, digest=hashlib.sha256(data).hexdigest())
+
+    def dependencies(self, root: "Module") -> List[Tuple[str, str]]:
+        """(path, sha256) of every other file the root's verdict may depend on: the
+        modules it imported, the modules those imported, and so on."""
+        seen: Dict[str, str] = {}
+        todo = [root]
+        while todo:
+            module = todo.pop()
+            for other in module.imported.values():
+                path = os.path.abspath(other.path)
+                if path not in seen and other is not root:
+                    seen[path] = other.digest
+                    todo.append(other)
+        return sorted(seen.items())
+
+
+class Module:
+    """The units of one parsed file, their graphs, and the names they can call."""
+
+    def __init__(self, parsed: ParsedSource, workspace: Workspace, digest: str = ""):
+        self.parsed = parsed
+        self.path = parsed.path
+        self.tables = workspace.tables
+        self.workspace = workspace
+        self.digest = digest
+        self.imports = collect_imports(parsed.module.body)
+        self.lines = parsed.module.code.splitlines()
+        self.gate = recognise.gate(self.tables)
+        self.class_bases: Dict[str, Tuple[str, ...]] = {}
+        self.module_bindings: Dict[str, Binding] = {}
+        self.class_bindings: Dict[str, Dict[str, Binding]] = {}
+        self.functions: Dict[str, Unit] = {}
+        self.methods: Dict[Tuple[str, str], Unit] = {}
+        self.units: List[Unit] = []
+        self.imported: Dict[str, "Module"] = {}  # other modules this one used, by path
+        self._foreign: Dict[str, Optional[Unit]] = {}
+        self._collect()
+
+    # -- units -------------------------------------------------------------
+    def _collect(self) -> None:
+        module = self.parsed.module
+        self.module_bindings = collect_bindings(module, self.tables)
+        self.top = Unit("<module>", module, module.body, (), None, self, bindings=self.module_bindings)
+        self.units.append(self.top)
+        for stmt in flatten_top(module.body):
+            if isinstance(stmt, cst.ClassDef):
+                self.class_bases[stmt.name.value] = tuple(
+                    filter(None, (recognise.dotted(b.value) for b in stmt.bases)))
+        self.relevant = self._relevant_defs()
+        for stmt in direct_defs(module.body):  # also those defined inside a top-level loop
+            if stmt in self.relevant:
+                self.functions[stmt.name.value] = self._unit(stmt, stmt.name.value, None, None)
+        for stmt in flatten_top(module.body):
+            if isinstance(stmt, cst.ClassDef):
+                cls = stmt.name.value
+                methods = [m for m in stmt.body.body if isinstance(m, cst.FunctionDef)]
+                if not any(m in self.relevant for m in methods):
+                    continue
+                self.class_bindings[cls] = collect_bindings(stmt, self.tables, self_only=True, descend=True)
+                for item in methods:
+                    if item in self.relevant:
+                        self.methods[(cls, item.name.value)] = self._unit(item, f"{cls}.{item.name.value}", cls, None)
+
+    def _text(self, node: cst.CSTNode) -> str:
+        span = self.parsed.span(node)
+        return "\n".join(self.lines[span.start_line - 1:span.end_line])
+
+    def _relevant_defs(self) -> Set[cst.FunctionDef]:
+        """Functions that hold an event, or call one that does (by text, to a fixpoint).
+
+        The rest can neither change nor report a fact, so they get no bindings, no
+        CFG and no event walk: most of a large model file is skipped this way.
+        """
+        defs: Dict[cst.FunctionDef, Set[str]] = {}
+        relevant: Set[cst.FunctionDef] = set()
+        for node in function_defs(self.parsed.module.body):
+            text = self._text(node)
+            defs[node] = set(_IDENTIFIER.findall(text))
+            if self.gate.event_text.search(text):
+                relevant.add(node)
+        names = {d.name.value for d in relevant}
+        # Imported helpers that can hold an event make their callers relevant too.
+        names |= {local for local in self.imports if self._imported_relevant(local)}
+        for cls in self.class_bases:  # methods inherited from a base class in another file
+            for base in self.bases(cls):
+                if base[0] is not self:
+                    names |= set(base[0].methods_of(base[1]))
+        changed = True
+        while changed:
+            changed = False
+            for node, idents in defs.items():
+                if node not in relevant and idents & names:
+                    relevant.add(node)
+                    names.add(node.name.value)
+                    changed = True
+        return relevant
+
+    def _unit(self, node: cst.FunctionDef, name: str, cls: Optional[str], parent: Optional[Unit]) -> Unit:
+        params = tuple(p.name.value for p in (*node.params.posonly_params, *node.params.params))
+        body = node.body.body if isinstance(node.body, cst.IndentedBlock) else [node.body]
+        unit = Unit(name, node, body, params, cls, self, parent,
+                    bindings=collect_bindings(node, self.tables))
+        for stmt in direct_defs(unit.body):  # closures, also those defined inside a loop
+            if stmt in self.relevant:
+                unit.nested[stmt.name.value] = self._unit(stmt, f"{name}.{stmt.name.value}", cls, unit)
+        self.units.append(unit)
+        return unit
+
+    def lookup(self, text: str, unit: Unit) -> Optional[Binding]:
+        """What `text` was bound to, seen from unit: its own scope, enclosing ones, the class, the module."""
+        for u in unit.enclosing():
+            if text in u.bindings:
+                return u.bindings[text]
+        if text.startswith("self.") and unit.cls:
+            found = self.class_bindings.get(unit.cls, {}).get(text)
+            if found is not None:
+                return found
+        return self.module_bindings.get(text)
+
+    # -- graphs --------------------------------------------------------------
+    def graph(self, unit: Unit, implicit_loop: bool = False):
+        """The unit's CFG and the events of each node (cached unless an implicit loop)."""
+        if unit.graph is not None and not implicit_loop:
+            return unit.graph, unit.events
+        graph = cfgmod.build(unit.body, lambda loop: recognise.zero_loop_target(loop) is not None,
+                             implicit_loop=implicit_loop, runs_once=self._holds_backward)
+        callables = _Callables(self, unit)
+        span, text = self.parsed.span, self.parsed.text
+        events: Dict[int, Tuple[Event, ...]] = {}
+        for node in graph.nodes:
+            if node.item is None:
+                continue
+            if node.kind == "zero-loop":
+                target, kind = recognise.zero_loop_target(node.item)
+                header = f"for ... in {text(node.item.iter)}"
+                events[node.id] = (Event(EventKind.ZERO, span(node.item), header, target, kind),)
+            elif node.kind != "def":
+                found = recognise.events_in(node.item, span, text, callables, self.tables)
+                if found:
+                    events[node.id] = tuple(found)
+        if not implicit_loop:
+            unit.graph, unit.events = graph, events
+        return graph, events
+
+    def _holds_backward(self, loop: cst.For) -> bool:
+        return self.gate.backward_text.search(self._text(loop.body)) is not None
+
+    # -- which unit a called name is ---------------------------------------------
+    def callee(self, name: str, unit: Unit) -> Optional[Unit]:
+        """The unit `name` calls from unit: a closure, a method (inherited too), a
+        function of this file, or one imported from another project file."""
+        for u in unit.enclosing():
+            if name in u.nested:
+                return u.nested[name]
+        if name.startswith("self.") and unit.cls:
+            method = name[5:]
+            found = self.methods.get((unit.cls, method))
+            for owner, cls in self.bases(unit.cls) if found is None else ():
+                found = owner.methods_of(cls).get(method)
+                if found is not None:
+                    break
+            return found
+        return self.functions.get(name) or self._imported(name)
+
+    def _imported_relevant(self, name: str) -> bool:
+        found = self.workspace.files.target(self.path, self.imports, name)
+        return found is not None and self.workspace.files.may_define(*found)
+
+    def _other(self, path: str, name: str) -> Optional["Module"]:
+        """Another project file's Module, if it may define name next to an event."""
+        if not self.workspace.files.may_define(path, name):
+            return None
+        other = self.workspace.module(os.path.abspath(path))
+        if other is not None and other is not self:
+            self.imported[other.path] = other
+            return other
+        return None
+
+    def _imported(self, name: str) -> Optional[Unit]:
+        """A function another project file defines and this one imports."""
+        if name not in self._foreign:
+            self._foreign[name] = None
+            found = self.workspace.files.target(self.path, self.imports, name)
+            other = self._other(*found) if found is not None else None
+            if other is not None:
+                self._foreign[name] = other.functions.get(found[1])
+        return self._foreign[name]
+
+    def bases(self, cls: str) -> List[Tuple["Module", str]]:
+        """(module, class) of every base class of cls that the project defines, nearest first."""
+        out: List[Tuple[Module, str]] = []
+        todo: List[Tuple[Module, str]] = [(self, cls)]
+        while todo and len(out) < 8:
+            owner, name = todo.pop(0)
+            for base in owner.class_bases.get(name, ()):
+                found: Optional[Tuple[Module, str]] = None
+                if base in owner.class_bases:
+                    found = (owner, base)
+                else:
+                    target = owner.workspace.files.target(owner.path, owner.imports, base)
+                    other = owner._other(*target) if target is not None else None
+                    found = (other, target[1]) if other is not None else None
+                if found is not None and found not in out:
+                    out.append(found)
+                    todo.append(found)
+        return out
+
+    def methods_of(self, cls: str) -> Dict[str, Unit]:
+        return {m: u for (c, m), u in self.methods.items() if c == cls}
+
+    def callable_names(self, unit: Unit) -> Set[str]:
+        """Names a unit can call into without an import: closures, functions, methods, partials."""
+        names = set(self.functions)
+        for u in unit.enclosing():
+            names.update(u.nested)
+            names.update(n for n, b in u.bindings.items() if b.kind == "partial")
+        names.update(n for n, b in self.module_bindings.items() if b.kind == "partial")
+        if unit.cls:
+            names.update(f"self.{m}" for (c, m) in self.methods if c == unit.cls)
+            names.update(f"self.{m}" for owner, cls in self.bases(unit.cls) for m in owner.methods_of(cls))
+        return names
+
+
+class _Callables:
+    """Names a unit can call into: local ones, plus imported helpers (checked lazily)."""
+
+    def __init__(self, module: Module, unit: Unit):
+        self.names, self.module = frozenset(module.callable_names(unit)), module
+
+    def __contains__(self, name: str) -> bool:
+        if name in self.names:
+            return True
+        return name.split(".", 1)[0] in self.module.imports and self.module._imported_relevant(name)

@@ -1,0 +1,274 @@
+"""Names -> typed actions, once per root, before any dataflow runs.
+
+`plan(unit)` walks a root and every helper it calls (arguments bound,
+depth-limited, recursion-safe) and turns each event into typed actions in
+the scope where it runs: `opt.step()` becomes Step(the optimizer `opt` is in
+the root's terms), `scaler.step(opt)` the same for `opt`, `model.zero_grad()`
+a Zero covering the optimizers tied to `model`, a helper call a Call holding
+the helper's own frame. Branch conditions are renamed into the root's terms
+here too. The engine consumes the frames and never resolves a name.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
+
+from .. import recognise
+from ..types import Event, EventKind, Site, TargetKind
+from . import conditions
+from .cfg import nodes_in_cycles
+from .units import Action, Backward, Branch, Call, Covers, Fresh, Frame, Scope, Step, Target, Unit, Zero
+
+MAX_DEPTH = 4  # helpers inlined below a root
+MAX_HOPS = 8  # argument and alias indirections followed for one name
+
+
+# --- receivers ------------------------------------------------------------------
+
+def resolve(text: str, scope: Scope, hops: int = 0) -> Target:
+    """What `text` denotes in scope, in the root's terms (parameters replaced by arguments)."""
+    root, dot, rest = text.partition(".")
+    bound = scope.arg(root)
+    if bound is not None and hops < MAX_HOPS:
+        arg_text, caller = bound
+        return resolve(arg_text + (dot + rest if dot else ""), caller, hops + 1)
+    binding = scope.unit.module.lookup(text, scope.unit)
+    if binding is not None and binding.kind == "other" and binding.alias and hops < MAX_HOPS \
+            and not binding.alias.endswith("()") and binding.alias != text:
+        aliased = resolve(binding.alias, scope, hops + 1)
+        if aliased.binding is not None:
+            return Target(text, aliased.binding, aliased.modules)
+    modules: Tuple[str, ...] = ()
+    if binding is not None and binding.modules and hops < MAX_HOPS:
+        modules = tuple(resolve(m, scope, hops + 1).key for m in binding.modules)
+    elif binding is not None and binding.kind == "optimizer" and binding.args and hops < MAX_HOPS:
+        params = resolve(binding.args[0], scope, hops + 1)  # Adam(params)
+        if params.binding is not None and params.binding.kind == "params":
+            modules = params.modules
+    return Target(text, binding, modules)
+
+
+def is_optimizer(target: Target, tables: recognise.Tables) -> bool:
+    binding = target.binding
+    if binding is not None and binding.kind == "optimizer":
+        return True
+    if binding is not None and binding.kind != "other":
+        return False
+    name = recognise.leaf(target.key)
+    if target.key in tables.model_names or name in tables.model_names:
+        return False  # configured as a model: never an optimizer, whatever its name
+    if target.key in tables.optimizer_names or name in tables.optimizer_names:
+        return True
+    return "sched" not in target.key.lower() and bool(recognise.OPTIMIZER_NAME.match(name))
+
+
+def _is_kind(target: Target, kind: str, name_pattern) -> bool:
+    """A GradScaler / DeepSpeed engine: by its binding, else by its name."""
+    binding = target.binding
+    if binding is not None and binding.kind != "other":
+        return binding.kind == kind
+    return bool(name_pattern.search(recognise.leaf(target.key)))
+
+
+def is_scaler(target: Target) -> bool:
+    return _is_kind(target, "scaler", recognise.SCALER_NAME)
+
+
+def is_engine(target: Target) -> bool:
+    return _is_kind(target, "engine", recognise.ENGINE_NAME)
+
+
+def covers(event: Event, scope: Scope) -> Covers:
+    """The optimizers a zero event clears."""
+    target = resolve(event.target, scope)
+    if event.target_kind is TargetKind.OPTIMIZER:
+        return Covers(optimizers=frozenset({target.key}))
+    if event.target_kind is TargetKind.UNKNOWN and (
+            is_optimizer(target, scope.unit.module.tables) or is_engine(target)):
+        return Covers(optimizers=frozenset({target.key}))
+    key = target.key
+    if event.target_kind is TargetKind.PARAMS:
+        if key.endswith(".parameters()") or key.endswith(".named_parameters()"):
+            key = key.rsplit(".", 1)[0]
+        elif target.modules:
+            return Covers(modules=target.modules)
+        else:
+            return Covers(everything=True)  # an unknown iterable of parameters
+    return Covers(modules=(key,))
+
+
+# --- events -> actions -----------------------------------------------------------
+
+class _Planner:
+    """Builds one root's frames; identical calls (same helper, same arguments, same
+    caller chain) share one frame, so the engine's call cache can share results."""
+
+    def __init__(self) -> None:
+        self.frames: Dict[tuple, Frame] = {}
+
+    def frame(self, scope: Scope, graph, events) -> Frame:
+        actions: Dict[int, Tuple[Action, ...]] = {}
+        for node_id, found in events.items():
+            acts = tuple(a for event in found for a in self.actions(event, scope))
+            if acts:
+                actions[node_id] = acts
+        branches: Dict[int, Branch] = {}
+        assigned: Dict[int, Tuple[str, ...]] = {}
+        tested: List[Tuple[str, frozenset, bool]] = []
+        looping = None
+        for node in graph.nodes:
+            names = tuple(cond_name(t, scope) for t in conditions.assigned_texts(node))
+            if names:
+                assigned[node.id] = names
+            if node.branch is None:
+                continue
+            test, taken = node.branch
+            expr, polarity = conditions.split_not(test)
+            holds = taken if polarity else not taken  # the truth of expr along this edge
+            decided = conditions.decide(expr, lambda name: literal_of(name, scope))
+            cond = conditions.condition(expr, lambda name: cond_name(name, scope))
+            branches[node.id] = Branch(decided is not None and decided != holds,
+                                       cond.key if cond is not None else None, holds)
+            if cond is not None and taken:
+                if looping is None:
+                    looping = nodes_in_cycles(graph)
+                # Tested again on the next iteration (or the next call of a helper).
+                tested.append((cond.key, cond.names, node.id in looping or scope.depth > 0))
+        return Frame(scope, graph, actions, branches, assigned, tuple(tested))
+
+    def callee_frame(self, callee: Unit, args, kwargs, caller: Scope) -> Optional[Frame]:
+        if callee.key in caller.stack or caller.depth >= MAX_DEPTH:
+            return None  # recursion, or too deep: the call changes nothing
+        params = list(callee.params)
+        if callee.cls and params and params[0] in ("self", "cls"):
+            params = params[1:]
+        bound = [(p, a, caller) for p, a in zip(params, args)]
+        bound += [(k, v, caller) for k, v in kwargs if k in params]
+        scope = Scope(callee, tuple(bound), caller.depth + 1, caller.stack + (callee.key,))
+        memo = (callee.key, tuple((p, a, id(c)) for p, a, c in bound), scope.stack)
+        if memo not in self.frames:
+            graph, events = callee.module.graph(callee)
+            self.frames[memo] = self.frame(scope, graph, events)
+        return self.frames[memo]
+
+    def call(self, name: str, args, kwargs, scope: Scope) -> Optional[Frame]:
+        """The frame of a call of name, through functools.partial."""
+        module = scope.unit.module
+        callee = module.callee(name, scope.unit)
+        if callee is not None:
+            return self.callee_frame(callee, tuple(args), tuple(kwargs), scope)
+        binding = module.lookup(name, scope.unit)
+        if binding is not None and binding.kind == "partial":
+            callee = module.callee(binding.alias, scope.unit)
+            if callee is not None:
+                return self.callee_frame(callee, binding.args + tuple(args), binding.kwargs + tuple(kwargs), scope)
+        return None
+
+    def actions(self, event: Event, scope: Scope) -> Tuple[Action, ...]:
+        """What an event does in scope."""
+        site = Site(scope.unit.path, event.span, event.text, scope.depth == 0)
+        kind = event.kind
+        if kind is EventKind.BACKWARD:
+            return (Backward(site),)
+        if kind is EventKind.ZERO:
+            return (Zero(covers(event, scope), site),)
+        if kind is EventKind.NEW:
+            return (Fresh(resolve(event.target, scope).key),)
+        if kind is EventKind.CALL:
+            frame = self.call(event.target, event.args, event.kwargs, scope)
+            return (Call(frame),) if frame is not None else ()
+        if kind is EventKind.STEP:
+            return self._step(event, scope, site)
+        return ()
+
+    def _step(self, event: Event, scope: Scope, site: Site) -> Tuple[Action, ...]:
+        tables = scope.unit.module.tables
+
+        def step(target: Target, receiver: str = "", scaler: str = "") -> Step:
+            return Step(target, Site(site.path, site.span, site.text, site.root, target.key, receiver, scaler))
+
+        if event.target_kind is TargetKind.FUNCTION:  # step_fn() after step_fn = torch.compile(opt.step)
+            binding = scope.unit.module.lookup(event.target, scope.unit)
+            if binding is not None and binding.kind == "stepfn":
+                return (step(resolve(binding.alias, scope)),)
+            return ()
+        if event.target_kind is TargetKind.OPTIMIZER:  # xm.optimizer_step(opt)
+            return (step(resolve(event.target, scope), event.target),)
+        target = resolve(event.target, scope)
+        if is_scaler(target) and event.args:  # scaler.step(opt)
+            return (step(resolve(event.args[0], scope), event.args[0], event.target),)
+        if is_engine(target) and not is_optimizer(target, tables):  # DeepSpeed clears its own gradients
+            return (step(target), Zero(Covers(optimizers=frozenset({target.key})), site))
+        if is_optimizer(target, tables):
+            out: Tuple[Action, ...] = ()
+            if event.closure:  # LBFGS: the closure runs before the step
+                frame = self.call(event.closure, event.closure_args, event.closure_kwargs, scope)
+                if frame is not None:
+                    out = (Call(frame),)
+            return out + (step(target, event.target),)
+        return ()
+
+
+def plan(unit: Unit, implicit_loop: bool = False) -> Frame:
+    """The root frame of unit, every helper it reaches resolved in place."""
+    graph, events = unit.module.graph(unit, implicit_loop)
+    return _Planner().frame(Scope(unit, (), 0, (unit.key,)), graph, events)
+
+
+def walk(frame: Frame) -> Iterator[Action]:
+    """Every action of the frame in order, a call's actions where the call is."""
+    for acts in frame.actions.values():
+        for action in acts:
+            yield action
+            if isinstance(action, Call):
+                yield from walk(action.frame)
+
+
+def optimizers(root: Frame) -> Dict[str, Target]:
+    """Every optimizer stepped in the root and its helpers, by key (ZG002's universe)."""
+    found: Dict[str, Target] = {}
+    for action in walk(root):
+        if isinstance(action, Step):
+            found.setdefault(action.optimizer.key, action.optimizer)
+    return found
+
+
+def tested_conditions(root: Frame) -> Iterator[Tuple[str, FrozenSet[str], bool]]:
+    """(key, names, tested again) of every simple `if` in the root and, per call, its helpers."""
+    yield from root.conditions
+    for action in walk(root):
+        if isinstance(action, Call):
+            yield from action.frame.conditions
+
+
+# --- conditions, in the root's terms ------------------------------------------------
+
+def cond_name(name: str, scope: Scope) -> str:
+    """A name in a condition, in the root's terms: parameters replaced by their
+    arguments, a helper's own locals prefixed with the helper's key."""
+    root = name.split(".", 1)[0]
+    if scope.arg(root) is not None:
+        return resolve(name, scope).key
+    if root == "self":
+        return name
+    # The unit that defines the name: a closure's free variable is its parent's local.
+    owner: Optional[Unit] = scope.unit
+    while owner is not None and not (root in owner.params or
+                                     any(k.split(".", 1)[0] == root for k in owner.bindings)):
+        owner = owner.parent
+    if owner is None or owner.is_top_level or owner.key == scope.stack[0]:
+        return name  # a global, or the root's own local
+    return f"{local_prefix(owner)}{name}"
+
+
+def local_prefix(unit: Unit) -> str:
+    """How a helper's own locals are named in conditions (they die when it returns)."""
+    return f"{unit.path}::{unit.name}:"
+
+
+def literal_of(name: str, scope: Scope):
+    if scope.arg(name.split(".", 1)[0]) is None:
+        return conditions.NOT_LITERAL
+    return conditions.literal_from_text(resolve(name, scope).key)
+
+

@@ -1,0 +1,153 @@
+"""The analysis's own types: units, scopes, resolved targets and typed actions.
+
+A *unit* is a function, a method or a module's top level, identified by its
+file and qualified name (`Unit.key`): names alone repeat across files. A
+*frame* is a unit as one root reaches it, every event already resolved to
+typed actions in that frame's scope; the engine runs over frames and never
+resolves a name itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Dict, FrozenSet, Iterator, Optional, Sequence, Tuple, Union
+
+import libcst as cst
+
+from ..bindings import Binding
+from ..types import Event, Site
+from .cfg import CFG
+
+if TYPE_CHECKING:  # the module that owns a unit; only for annotations
+    from .module import Module
+
+Key = Tuple[str, str]  # (file, qualified name)
+
+
+@dataclass(eq=False)  # identity: units are hashed into scopes and caches
+class Unit:
+    name: str  # qualified: "main", "Trainer.fit", "<module>"
+    node: cst.CSTNode
+    body: Sequence[cst.CSTNode]
+    params: Tuple[str, ...]
+    cls: Optional[str]
+    module: "Module"  # the analysis of the file the unit is in
+    parent: Optional["Unit"] = None  # enclosing unit, for closures
+    nested: Dict[str, "Unit"] = field(default_factory=dict)
+    bindings: Dict[str, Binding] = field(default_factory=dict)
+    graph: Optional[CFG] = None
+    events: Dict[int, Tuple[Event, ...]] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return self.module.path
+
+    @property
+    def key(self) -> Key:
+        return (self.module.path, self.name)
+
+    def enclosing(self) -> Iterator["Unit"]:
+        """This unit, then each unit it is nested in (a closure sees its parents' names)."""
+        u: Optional[Unit] = self
+        while u is not None:
+            yield u
+            u = u.parent
+
+    @property
+    def is_top_level(self) -> bool:
+        return self.parent is None and isinstance(self.node, cst.Module)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """How names in a unit resolve: its bindings, its bound parameters, its callers."""
+
+    unit: Unit
+    args: Tuple[Tuple[str, str, Optional["Scope"]], ...] = ()  # (param, argument text, caller scope)
+    depth: int = 0
+    stack: Tuple[Key, ...] = ()  # the root first, then each callee down to this unit
+
+    def arg(self, name: str):
+        for param, text, caller in self.args:
+            if param == name:
+                return text, caller
+        return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A receiver resolved in the root's terms."""
+
+    key: str  # canonical receiver text, in the root's terms
+    binding: Optional[Binding]
+    modules: Tuple[str, ...] = ()  # for an optimizer: the modules whose parameters it holds
+
+
+# --- typed actions ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Covers:
+    """The optimizers a zero clears."""
+
+    optimizers: FrozenSet[str] = frozenset()  # exactly these optimizer keys
+    modules: Tuple[str, ...] = ()  # optimizers tied to these modules (or to no module)
+    everything: bool = False  # an unknown iterable of parameters: assume all of them
+
+
+@dataclass(frozen=True)
+class Backward:
+    site: Site
+
+
+@dataclass(frozen=True)
+class Step:
+    optimizer: Target
+    site: Site  # its `target` is the optimizer's key; receiver/scaler as written
+
+
+@dataclass(frozen=True)
+class Zero:
+    covers: Covers
+    site: Site
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """`opt = Adam(...)`: a new optimizer, about which nothing holds yet."""
+
+    optimizer: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """A helper analysed in place: its frame, arguments bound."""
+
+    frame: "Frame"
+
+
+Action = Union[Backward, Step, Zero, Fresh, Call]
+
+
+@dataclass(frozen=True)
+class Branch:
+    """An edge out of an `if` test, as the engine needs it."""
+
+    ruled_out: bool  # a parameter bound to a literal makes this edge impossible
+    condition: Optional[str]  # the condition's key in the root's terms, if it is simple
+    holds: bool  # whether the condition is true along this edge
+
+
+@dataclass(eq=False)  # identity: frames key the engine's call cache
+class Frame:
+    """A unit as a root reaches it: its graph and, per node, what happens there."""
+
+    scope: Scope
+    graph: CFG
+    actions: Dict[int, Tuple[Action, ...]]
+    branches: Dict[int, Branch]
+    assigned: Dict[int, Tuple[str, ...]]  # names each node assigns, in condition terms
+    conditions: Tuple[Tuple[str, FrozenSet[str], bool], ...] = ()  # (key, names, tested again)
+
+    @property
+    def unit(self) -> Unit:
+        return self.scope.unit
