@@ -41,8 +41,9 @@ def diagnose(text: str, path: str, config: Config, with_fixes: bool = True,
         findings = analyse(parsed, workspace or Workspace(config.tables))
         edits = fixes.SourceEdits(parsed) if with_fixes and findings else None
         return sorted((to_diagnostic(f, edits) for f in findings), key=Diagnostic.sort_key)
-    except RecursionError:
-        return [sourcemod.tool_diagnostic(sourcemod.PARSE_ERROR, path, "cannot analyse: nesting too deep")]
+    except RecursionError:  # the parser's own limits were met in source.parse: this is ours
+        return [sourcemod.tool_diagnostic(sourcemod.INTERNAL_ERROR, path,
+                                          "internal error: the analysis recursed too deeply; please report it")]
     except Exception as err:  # a crash on one file is a diagnostic for that file
         where = traceback.extract_tb(err.__traceback__)[-1]
         message = (f"internal error: {type(err).__name__}: {err} "

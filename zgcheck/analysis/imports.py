@@ -10,6 +10,7 @@ only parsed when its bytes define the imported name *and* can hold an event.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -101,6 +102,14 @@ def collect_imports(body: Sequence[cst.CSTNode]) -> Dict[str, Import]:
     return out
 
 
+def _stamp(path: str) -> Optional[Tuple[int, int]]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
 class Files:
     """The project's files as the import resolver sees them: bytes (read once), where
     a module lives, and whether a file defines a name next to an event."""
@@ -109,9 +118,11 @@ class Files:
         self.event = gate(tables).event
         self._defines: Dict[Tuple[str, str], bool] = {}
         self.bytes: Dict[str, Optional[bytes]] = {}
+        self._stamps: Dict[str, Optional[Tuple[int, int]]] = {}
 
     def read(self, path: str) -> Optional[bytes]:
         if path not in self.bytes:
+            self._stamps[path] = _stamp(path)
             try:
                 if os.path.getsize(path) > MAX_MODULE_BYTES:
                     raise OSError("too large")
@@ -120,6 +131,15 @@ class Files:
             except OSError:
                 self.bytes[path] = None
         return self.bytes[path]
+
+    def unchanged(self) -> bool:
+        """Whether every file read so far is still as it was (mtime and size)."""
+        return all(_stamp(path) == stamp for path, stamp in self._stamps.items())
+
+    def digests(self) -> Dict[str, str]:
+        """sha256 of every file read so far, by absolute path."""
+        return {os.path.abspath(p): hashlib.sha256(data).hexdigest() for p, data in self.bytes.items()
+                if data is not None}
 
     def module_file(self, importer: str, level: int, parts: Tuple[str, ...]) -> Optional[str]:
         for base in self._search_dirs(importer, level):

@@ -9,7 +9,6 @@ is (that is `resolve`) and never runs a dataflow (that is `engine`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from typing import Dict, List, Optional, Set, Tuple
@@ -52,6 +51,8 @@ class Workspace:
         except OSError:
             return None
         key = (path, st.st_mtime_ns, st.st_size, self.tables, self.relative)
+        if key in _STORE and _STORE[key] is not None and not _STORE[key].current(set()):
+            del _STORE[key]  # a file it read (a helper's helper) changed since
         if key not in _STORE:
             if len(_STORE) >= _STORE_LIMIT:
                 _STORE.pop(next(iter(_STORE)))
@@ -59,7 +60,9 @@ class Workspace:
         return _STORE[key]
 
     def _load(self, path: str) -> Optional["Module"]:
-        data = self.files.read(path)
+        shared = Workspace(self.tables)  # its own reads, so it can tell when they change
+        shared.relative = self.relative
+        data = shared.files.read(path)
         if data is None:
             return None
         shown = path  # named the way the user named the files they asked about
@@ -69,34 +72,33 @@ class Workspace:
         parsed = sourcemod.parse(decoded[0], shown) if isinstance(decoded, tuple) else None
         if not isinstance(parsed, ParsedSource):
             return None
-        shared = Workspace(self.tables, self.files)
-        shared.relative = self.relative
-        return Module(parsed, shared, digest=hashlib.sha256(data).hexdigest())
+        return Module(parsed, shared)
 
     def dependencies(self, root: "Module") -> List[Tuple[str, str]]:
-        """(path, sha256) of every other file the root's verdict may depend on: the
-        modules it imported, the modules those imported, and so on."""
-        seen: Dict[str, str] = {}
+        """(path, sha256) of every other file the root's verdict may depend on: what it
+        read, what the modules it used read, and so on."""
+        digests: Dict[str, str] = {}
+        seen = set()
         todo = [root]
         while todo:
             module = todo.pop()
-            for other in module.imported.values():
-                path = os.path.abspath(other.path)
-                if path not in seen and other is not root:
-                    seen[path] = other.digest
-                    todo.append(other)
-        return sorted(seen.items())
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            digests.update(module.workspace.files.digests())
+            todo.extend(module.imported.values())
+        digests.pop(os.path.abspath(root.path), None)
+        return sorted(digests.items())
 
 
 class Module:
     """The units of one parsed file, their graphs, and the names they can call."""
 
-    def __init__(self, parsed: ParsedSource, workspace: Workspace, digest: str = ""):
+    def __init__(self, parsed: ParsedSource, workspace: Workspace):
         self.parsed = parsed
         self.path = parsed.path
         self.tables = workspace.tables
         self.workspace = workspace
-        self.digest = digest
         self.imports = collect_imports(parsed.module.body)
         self.lines = parsed.module.code.splitlines()
         self.gate = recognise.gate(self.tables)
@@ -109,6 +111,13 @@ class Module:
         self.imported: Dict[str, "Module"] = {}  # other modules this one used, by path
         self._foreign: Dict[str, Optional[Unit]] = {}
         self._collect()
+
+    def current(self, seen: Set[int]) -> bool:
+        """Whether every file this analysis read, and the analyses it used read, is unchanged."""
+        if id(self) in seen:
+            return True
+        seen.add(id(self))
+        return self.workspace.files.unchanged() and all(m.current(seen) for m in self.imported.values())
 
     # -- units -------------------------------------------------------------
     def _collect(self) -> None:
