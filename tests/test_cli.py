@@ -176,3 +176,14 @@ def test_pathologically_deep_expression_is_a_diagnostic(tmp_path):
     (tmp_path / "deep.py").write_text("loss.backward()\nx = " + " + ".join(["'a'"] * 6000) + "\n")
     result = run("check", "--no-cache", "--output-format", "json", str(tmp_path / "deep.py"))
     assert [d["code"] for d in json.loads(result.stdout)] == ["ZG901"]
+
+
+def test_rule_documents_every_code_tool_codes_included():
+    from zgcheck.codes import CODES
+
+    listed = run("rule", "--all").output
+    for code in CODES:
+        assert code in listed
+        shown = run("rule", code)
+        assert shown.exit_code == 0 and CODES[code].name in shown.output
+    assert run("rule", "ZG999").exit_code == 0 and run("rule", "ZG900").exit_code == 2

@@ -18,6 +18,7 @@ import tokenize
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, List, Optional, Sequence
 
+from .source import decode_for_display
 from .types import Diagnostic
 
 # flake8's grammar: codes after `noqa:` separated by commas or spaces; anything
@@ -120,8 +121,6 @@ def apply(diagnostics: Sequence[Diagnostic], text: str, path: Optional[str] = No
 
 
 def _read(path: str) -> Optional[str]:
-    from .source import decode_for_display
-
     try:
         with open(path, "rb") as handle:
             return decode_for_display(handle.read())
