@@ -129,3 +129,62 @@ def test_backward_actions_carry_where_they_are():
             loss.backward()
         """)
     assert isinstance(backward, Backward) and backward.site.span.start_line == 2
+
+
+def reaches(code: str):
+    module = module_of(code)
+    return [a.reach for a in walk(plan(module.top)) if isinstance(a, Backward)]
+
+
+def test_a_loss_reaches_the_models_it_was_computed_from():
+    (reach,) = reaches("""\
+        import torch
+        G, D = torch.nn.Linear(2, 4), torch.nn.Linear(4, 1)
+        criterion = torch.nn.BCEWithLogitsLoss()
+        fake = G(torch.randn(8, 2))
+        loss = criterion(D(fake), torch.ones(8, 1)) + 0.1 * fake.pow(2).mean()
+        loss.backward()
+        """)
+    assert reach.must == {"G", "D"} and reach.may == {"G", "D"}
+
+
+def test_detach_no_grad_and_item_stop_the_walk():
+    detached, no_grad = reaches("""\
+        import torch
+        G, D = torch.nn.Linear(2, 4), torch.nn.Linear(4, 1)
+        fake = G(torch.randn(8, 2))
+        D(fake.detach()).mean().backward()
+        with torch.no_grad():
+            frozen = G(torch.randn(8, 2))
+        (D(frozen).mean() + fake.sum().item()).backward()
+        """)
+    assert detached.must == detached.may == {"D"}
+    assert no_grad.must == no_grad.may == {"D"}
+
+
+def test_what_a_helper_returns_is_not_guessed():
+    (reach,) = reaches("""\
+        def compute(x):
+            return x
+
+        loss = compute(1)
+        loss.backward()
+        """)
+    assert reach.must == set() and reach.may is None
+
+
+def test_a_backward_that_provably_misses_an_optimizer_leaves_it_clean():
+    parsed = source.parse(textwrap.dedent("""\
+        import torch
+        a, b = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
+        opt_a = torch.optim.SGD(a.parameters(), lr=0.1)
+        opt_b = torch.optim.SGD(b.parameters(), lr=0.1)
+        for x in torch.randn(3, 1):
+            opt_a.zero_grad()
+            a(x).sum().backward()
+            opt_a.step()
+            b(x).sum().backward()
+            opt_b.step()
+            opt_b.zero_grad()
+        """), "t.py")
+    assert analyse(parsed, Workspace(DEFAULT_TABLES)) == []

@@ -88,6 +88,18 @@ class SourceEdits:
             nxt = stmt.block[stmt.index + 1].body[0]
         return (self.parsed.text(nxt).strip(), self.parsed.span(nxt)) if nxt is not None else None
 
+    def insert_before(self, span: Span, code: str) -> Optional[Edit]:
+        """An edit adding `code` as the statement just before the one holding span."""
+        stmt = self._containing(span)
+        if stmt is None:
+            return None
+        newline = self.parsed.module.default_newline
+        if isinstance(stmt.line, cst.SimpleStatementLine) and stmt.node is stmt.line.body[0]:
+            line = stmt.line_span.start_line
+            return Edit(line, 1, line, 1, f"{self._indent_of(line)}{code}{newline}")
+        s = stmt.span  # `a; loss.backward()` or `if c: loss.backward()`: stay on the line
+        return Edit(s.start_line, s.start_col, s.start_line, s.start_col, f"{code}; ")
+
     def move_after(self, span: Span, anchor: Span) -> Optional[Tuple[Edit, ...]]:
         """Edits moving the statement holding span (with its trailing comment) to just
         after the one holding anchor; None when that cannot be done cleanly."""

@@ -65,6 +65,8 @@ OPTIMIZER_MAKER = re.compile(r"optim.*(cls|class|factory|fn|ctor|type)$|^(make|b
 PER_BATCH_FUNCTIONS = frozenset({"training_step", "train_step", "train_batch", "train_on_batch",
                                  "training_step_fn", "train_step_fn", "train_iter", "train_iteration"})
 ENGINE_NAME = re.compile(r"(^|_)engine$|^model_engine$", re.IGNORECASE)
+# Receivers of `.backward(loss)` that differentiate their argument, not themselves.
+BACKWARD_CALLERS = re.compile(r"accelerat|fabric|engine|trainer|^self$|autograd|^torch$", re.IGNORECASE)
 SCALER_NAME = re.compile(r"scaler", re.IGNORECASE)
 
 

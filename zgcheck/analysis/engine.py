@@ -16,10 +16,11 @@ from dataclasses import replace
 from typing import Dict, FrozenSet, Iterable, List, Sequence, Set, Tuple
 
 from ..rules import Rule
+from ..rules.base import part_name
 from ..types import Fact, Finding
 from . import dataflow
 from .resolve import local_prefix, optimizers, tested_conditions
-from .units import Backward, Call, Covers, Fresh, Frame, Step, Target, Zero
+from .units import Backward, Call, Covers, Fresh, Frame, Reach, Step, Target, Zero
 
 ALIVE = Fact("", "alive", "")
 START = frozenset({(frozenset(), ALIVE)})
@@ -70,7 +71,7 @@ class RootRun:
             if target is not None and target.binding is not None and target.binding.kind == "optimizer":
                 tied = tuple(dict.fromkeys(target.modules))
             if len(tied) > 1:
-                self.parts[key] = tuple(f"{key}@{m}" for m in tied)
+                self.parts[key] = tuple(part_name(key, m) for m in tied)
                 self.part_module.update(zip(self.parts[key], tied))
             else:
                 self.parts[key] = (key,)
@@ -96,6 +97,20 @@ class RootRun:
             if tied is None or any(tied == m or tied.startswith(m + ".") for m in covers.modules):
                 out.add(part)
         return out
+
+    def _reached(self, reach: Reach) -> Tuple[List[str], FrozenSet[str]]:
+        """The optimizer parts a backward may write into, and those it provably does."""
+        def touches(keys, part) -> bool:
+            tied = self.part_module.get(part)
+            return tied is not None and any(k == tied or k.startswith(tied + ".") or tied.startswith(k + ".")
+                                            for k in keys)
+
+        universe = self.universe
+        proven = frozenset(p for p in universe if touches(reach.must, p))
+        if reach.may is None:
+            return universe, proven
+        # An optimizer tied to no known module may hold anything: it stays reached.
+        return [p for p in universe if p not in self.part_module or touches(reach.may, p)], proven
 
     # -- conditions --------------------------------------------------------
     @staticmethod
@@ -151,8 +166,9 @@ class RootRun:
 
     def _rule_step(self, action, facts: FrozenSet[Fact]) -> FrozenSet[Fact]:
         if isinstance(action, Backward):
+            reached, proven = self._reached(action.reach)
             for rule in self.rules:
-                facts = rule.on_backward(facts, action.site, self.universe)
+                facts = rule.on_backward(facts, action.site, reached, proven)
         elif isinstance(action, Step):
             key = action.optimizer.key
             report = self._reporter(key)

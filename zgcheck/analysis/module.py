@@ -109,6 +109,7 @@ class Module:
         self.methods: Dict[Tuple[str, str], Unit] = {}
         self.units: List[Unit] = []
         self.imported: Dict[str, "Module"] = {}  # other modules this one used, by path
+        self.def_names: Set[str] = set()  # every function and class defined in the file
         self._foreign: Dict[str, Optional[Unit]] = {}
         self._collect()
 
@@ -127,6 +128,7 @@ class Module:
         self.units.append(self.top)
         for stmt in flatten_top(module.body):
             if isinstance(stmt, cst.ClassDef):
+                self.def_names.add(stmt.name.value)
                 self.class_bases[stmt.name.value] = tuple(
                     filter(None, (recognise.dotted(b.value) for b in stmt.bases)))
         self.relevant = self._relevant_defs()
@@ -157,6 +159,7 @@ class Module:
         defs: Dict[cst.FunctionDef, Set[str]] = {}
         relevant: Set[cst.FunctionDef] = set()
         for node in function_defs(self.parsed.module.body):
+            self.def_names.add(node.name.value)
             text = self._text(node)
             defs[node] = set(_IDENTIFIER.findall(text))
             if self.gate.event_text.search(text):

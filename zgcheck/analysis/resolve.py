@@ -17,6 +17,7 @@ from .. import recognise
 from ..types import Event, EventKind, Site, TargetKind
 from . import conditions
 from .cfg import nodes_in_cycles
+from .reach import Reacher
 from .units import Action, Backward, Branch, Call, Covers, Fresh, Frame, Scope, Step, Target, Unit, Zero
 
 MAX_DEPTH = 4  # helpers inlined below a root
@@ -99,12 +100,31 @@ def covers(event: Event, scope: Scope) -> Covers:
 
 # --- events -> actions -----------------------------------------------------------
 
+def model_key(name: str, scope: Scope, hops: int = 0) -> str:
+    """A model's key in the root's terms, through local aliases (`net = model.module`)."""
+    binding = scope.unit.module.lookup(name, scope.unit)
+    if binding is not None and binding.kind == "other" and binding.alias and hops < MAX_HOPS \
+            and not binding.alias.endswith("()") and binding.alias != name:
+        return model_key(binding.alias, scope, hops + 1)
+    return resolve(name, scope).key
+
+
+def loss_of(event: Event, scope: Scope) -> Optional[str]:
+    """The text of the tensor a backward event differentiates."""
+    receiver = event.target
+    if not receiver or recognise.BACKWARD_CALLERS.search(recognise.leaf(receiver)) or \
+            is_engine(resolve(receiver, scope)):
+        return event.args[0] if event.args else None  # accelerator.backward(loss), backward(loss)
+    return receiver
+
+
 class _Planner:
     """Builds one root's frames; identical calls (same helper, same arguments, same
     caller chain) share one frame, so the engine's call cache can share results."""
 
     def __init__(self) -> None:
         self.frames: Dict[tuple, Frame] = {}
+        self.reacher = Reacher(model_key)
 
     def frame(self, scope: Scope, graph, events) -> Frame:
         actions: Dict[int, Tuple[Action, ...]] = {}
@@ -169,7 +189,7 @@ class _Planner:
         site = Site(scope.unit.path, event.span, event.text, scope.depth == 0)
         kind = event.kind
         if kind is EventKind.BACKWARD:
-            return (Backward(site),)
+            return (Backward(site, self.reacher.backward(loss_of(event, scope), scope)),)
         if kind is EventKind.ZERO:
             return (Zero(covers(event, scope), site),)
         if kind is EventKind.NEW:

@@ -95,8 +95,25 @@ class Covers:
 
 
 @dataclass(frozen=True)
+class Reach:
+    """The models (keys in the root's terms) whose parameters a backward reaches."""
+
+    must: FrozenSet[str] = frozenset()  # provably
+    may: Optional[FrozenSet[str]] = frozenset()  # possibly; None: any model at all
+
+    def __or__(self, other: "Reach") -> "Reach":
+        may = None if self.may is None or other.may is None else self.may | other.may
+        return Reach(self.must | other.must, may)
+
+
+NOTHING = Reach()
+UNKNOWN = Reach(frozenset(), None)
+
+
+@dataclass(frozen=True)
 class Backward:
     site: Site
+    reach: Reach = UNKNOWN
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ class Edits(Protocol):
 
     def move_after(self, span: Span, anchor: Span) -> Optional[Tuple[Edit, ...]]: ...
 
+    def insert_before(self, span: Span, code: str) -> Optional[Edit]: ...
+
 
 class Rule:
     code = ""
@@ -41,7 +43,10 @@ class Rule:
     def message(self, finding: Finding) -> str:
         raise NotImplementedError
 
-    def on_backward(self, facts: Facts, site: Site, optimizers: Iterable[str]) -> Facts:
+    def on_backward(self, facts: Facts, site: Site, optimizers: Iterable[str],
+                    proven: FrozenSet[str] = frozenset()) -> Facts:
+        """`optimizers`: the optimizer parts the backward may write into; `proven`:
+        those it provably writes into (its loss depends on their models)."""
         return facts
 
     def on_step(self, facts: Facts, optimizer: str, site: Site, report: Report) -> Facts:
@@ -60,6 +65,16 @@ def preliminary(finding: Finding) -> Applicability:
     """Safe only when the fix stays in the function holding the loop."""
     inside = finding.site.root and finding.step.root
     return Applicability.SAFE if inside else Applicability.UNSAFE
+
+
+def part_name(optimizer: str, module: str) -> str:
+    """The dataflow tracks an optimizer built from several modules per module: `opt@model.body`."""
+    return f"{optimizer}@{module}"
+
+
+def optimizer_of(part: str) -> str:
+    """The optimizer a tracked part belongs to (the inverse of `part_name`)."""
+    return part.partition("@")[0]
 
 
 def drop(facts: Facts, code: str, kind: str, optimizers) -> Facts:

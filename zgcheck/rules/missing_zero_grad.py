@@ -50,9 +50,11 @@ class MissingZeroGrad(Rule):
         return (f"`{finding.site.text}` applies gradients left over from its previous step: "
                 f"no `{finding.optimizer}.zero_grad()` between that step{tail}")
 
-    def on_backward(self, facts: Facts, site: Site, optimizers) -> Facts:
+    def on_backward(self, facts: Facts, site: Site, optimizers, proven=frozenset()) -> Facts:
+        # A backward that provably does not reach o's parameters leaves o's gradients alone.
+        reached = set(optimizers)
         consumed = {f.optimizer for f in facts if f.code == CODE and f.kind == "consumed"}
-        return facts | {Fact(CODE, "stale", o, site) for o in consumed}
+        return facts | {Fact(CODE, "stale", o, site) for o in consumed if o in reached}
 
     def on_step(self, facts: Facts, optimizer: str, site: Site, report) -> Facts:
         stale = select(facts, CODE, "stale", optimizer)

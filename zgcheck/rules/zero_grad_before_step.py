@@ -53,7 +53,7 @@ class ZeroGradBeforeStep(Rule):
         return (f"`{finding.site.text}` wipes {wiped} before "
                 f"`{finding.step.text}` (line {line_of(finding.step)}) applies them")
 
-    def on_backward(self, facts: Facts, site: Site, optimizers) -> Facts:
+    def on_backward(self, facts: Facts, site: Site, optimizers, proven=frozenset()) -> Facts:
         facts = frozenset(f for f in facts if not (f.code == CODE and f.kind == "wiped"))
         return facts | {Fact(CODE, "unapplied", o, site) for o in optimizers}
 
