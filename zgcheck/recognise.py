@@ -93,33 +93,37 @@ DEFAULT_TABLES = Tables()
 
 @dataclass(frozen=True)
 class Gate:
-    """Cheap screens, compiled once per Tables.
+    """Cheap screens, compiled once per Tables, configured names included.
 
     `backward`: a backward call in a file's bytes (or an import of `backward`).
     A file without one cannot produce a finding on its own, so it is never
     parsed; prose and docstrings that merely say "backward" don't count.
-    `event`: any event shape in a definition's bytes (can this function, maybe
-    imported by another file, backward, step or zero?).
+    `event`: an event *call* in a definition's bytes (can a function that
+    another file imports backward, step or zero?). Calls only: `def backward`
+    in every autograd Function must not send its importers to the parser.
+    `relevant_text`: the words that make a function worth a CFG (events, and
+    names like `step_fn` that may alias a step), searched in its text.
     """
 
     backward: "re.Pattern[bytes]"
     event: "re.Pattern[bytes]"
     backward_text: "re.Pattern[str]"
-    event_text: "re.Pattern[str]"
+    relevant_text: "re.Pattern[str]"
 
 
 @functools.lru_cache(maxsize=16)
 def gate(tables: Tables) -> Gate:
     backward = "|".join(map(re.escape, sorted(tables.backward_attrs)))
+    zeros = "|".join(map(re.escape, sorted(tables.zero_functions)))
     backward_call = rf"\.\s*(?:{backward})\s*\("
-    shapes = [backward_call, r"\bbackward\s*\(", r"step\w*\s*\(", r"\.step\b", r"zero_grad\s*\(",
-              r"\.grad\b", "param_groups"]
-    if tables.zero_functions:
-        shapes.append(r"\b(?:%s)\s*\(" % "|".join(map(re.escape, sorted(tables.zero_functions))))
     backward_pattern = rf"{backward_call}|import[^\n]*\bbackward\b"
-    event_pattern = "|".join(shapes)
+    event_pattern = rf"{backward_call}|\.step\s*\(|zero_grad\s*\(|\.grad\b|param_groups"
+    relevant = rf"{backward}|step|zero_grad|\.grad\b|param_groups"
+    if zeros:
+        event_pattern += rf"|\b(?:{zeros})\s*\("
+        relevant += f"|{zeros}"
     return Gate(re.compile(backward_pattern.encode()), re.compile(event_pattern.encode()),
-                re.compile(backward_pattern), re.compile(event_pattern))
+                re.compile(backward_pattern), re.compile(relevant))
 
 
 # --- text helpers ---------------------------------------------------------

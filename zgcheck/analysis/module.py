@@ -162,7 +162,7 @@ class Module:
             self.def_names.add(node.name.value)
             text = self._text(node)
             defs[node] = set(_IDENTIFIER.findall(text))
-            if self.gate.event_text.search(text):
+            if self.gate.relevant_text.search(text):
                 relevant.add(node)
         names = {d.name.value for d in relevant}
         # Imported helpers that can hold an event make their callers relevant too.
