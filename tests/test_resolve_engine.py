@@ -20,7 +20,7 @@ def module_of(code: str) -> Module:
 def actions(code: str, unit: str = "train"):
     module = module_of(code)
     found = next(u for u in module.units if u.name == unit)
-    return list(walk(plan(found)))
+    return list(walk(plan(found).root))
 
 
 def kinds(acts):
@@ -133,7 +133,7 @@ def test_backward_actions_carry_where_they_are():
 
 def reaches(code: str):
     module = module_of(code)
-    return [a.reach for a in walk(plan(module.top)) if isinstance(a, Backward)]
+    return [a.reach for a in walk(plan(module.top).root) if isinstance(a, Backward)]
 
 
 def test_a_loss_reaches_the_models_it_was_computed_from():

@@ -39,9 +39,9 @@ def analyse(parsed: ParsedSource, workspace: Workspace, rules: Sequence[Rule] = 
         # body of an implicit training loop.
         implicit = (not unit.is_top_level and unit.parent is None and unit.key not in called
                     and unit.node.name.value in PER_BATCH_FUNCTIONS)
-        root = plan(unit, implicit_loop=implicit)
-        findings.extend(engine.run(root, rules))
-        findings.extend(frameworks.accumulate_wipes(root))
+        resolved = plan(unit, implicit_loop=implicit)
+        findings.extend(engine.run(resolved, rules))
+        findings.extend(frameworks.accumulate_wipes(resolved.root))
     return merge_findings(findings)
 
 

@@ -11,7 +11,6 @@ and this is the plain may-analysis of DESIGN §3.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 from typing import Dict, FrozenSet, Iterable, List, Sequence, Set, Tuple
 
@@ -19,12 +18,11 @@ from ..rules import Rule
 from ..rules.base import part_name
 from ..types import Fact, Finding
 from . import dataflow
-from .resolve import local_prefix, optimizers, tested_conditions
-from .units import Backward, Call, Covers, Fresh, Frame, Reach, Step, Target, Zero
+from .resolve import local_prefix, optimizers
+from .units import Backward, Call, Covers, Fresh, Frame, Plan, Reach, Step, Target, Zero
 
 ALIVE = Fact("", "alive", "")
 START = frozenset({(frozenset(), ALIVE)})
-MAX_TRACKED = 8  # conditions tracked per root: bounds the number of path classes
 
 # A state is a set of (assumptions, fact): the facts of each class of paths.
 State = FrozenSet[Tuple[FrozenSet[Tuple[str, bool]], Fact]]
@@ -43,16 +41,16 @@ def join(classes) -> State:
     return frozenset((a, f) for a, facts in classes.items() for f in (*facts, ALIVE))
 
 
-def run(root: Frame, rules: Sequence[Rule]) -> List[Finding]:
+def run(plan: Plan, rules: Sequence[Rule]) -> List[Finding]:
     """The findings of one root."""
-    return RootRun(root, rules).run()
+    return RootRun(plan, rules).run()
 
 
 class RootRun:
     """Transfer functions for one root's frames: rule hooks over path-qualified facts."""
 
-    def __init__(self, root: Frame, rules: Sequence[Rule]):
-        self.root = root
+    def __init__(self, plan: Plan, rules: Sequence[Rule]):
+        root = self.root = plan.root
         self.rules = rules
         # An optimizer built from several modules' parameters is tracked per module
         # ("opt@model.body"), so zeroing one of them leaves the others' facts alone.
@@ -60,7 +58,7 @@ class RootRun:
         self.part_module: Dict[str, str] = {}
         for key, target in optimizers(root).items():
             self._parts(key, target)
-        self.tracked = self._tracked(root)
+        self.tracked = plan.tracked
         self.report = None  # set for the final, reporting pass
         self.cache: Dict[tuple, State] = {}
 
@@ -113,16 +111,6 @@ class RootRun:
         return [p for p in universe if p not in self.part_module or touches(reach.may, p)], proven
 
     # -- conditions --------------------------------------------------------
-    @staticmethod
-    def _tracked(root: Frame) -> Dict[str, FrozenSet[str]]:
-        counts: Counter = Counter()
-        names: Dict[str, FrozenSet[str]] = {}
-        for key, cond_names, repeats in tested_conditions(root):
-            counts[key] += 2 if repeats else 1  # a test in a loop meets itself again
-            names[key] = cond_names
-        repeated = [key for key, n in counts.most_common() if n >= 2][:MAX_TRACKED]
-        return {key: names[key] for key in repeated}
-
     def branch(self, frame: Frame, node_id: int, state: State) -> State:
         branch = frame.branches[node_id]
         if branch.ruled_out:

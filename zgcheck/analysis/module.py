@@ -110,6 +110,7 @@ class Module:
         self.units: List[Unit] = []
         self.imported: Dict[str, "Module"] = {}  # other modules this one used, by path
         self.def_names: Set[str] = set()  # every function and class defined in the file
+        self.memo: Dict[tuple, object] = {}  # per-unit facts derived once for every root (reach)
         self._foreign: Dict[str, Optional[Unit]] = {}
         self._collect()
 
@@ -145,6 +146,10 @@ class Module:
                 for item in methods:
                     if item in self.relevant:
                         self.methods[(cls, item.name.value)] = self._unit(item, f"{cls}.{item.name.value}", cls, None)
+
+    def source_of(self, unit: Unit) -> str:
+        """The unit's source lines, as written."""
+        return self.parsed.module.code if unit.is_top_level else self._text(unit.node)
 
     def _text(self, node: cst.CSTNode) -> str:
         span = self.parsed.span(node)

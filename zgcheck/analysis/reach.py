@@ -16,7 +16,7 @@ gradients stale, but only a known `may` proves that.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, FrozenSet, List, Optional, Set, Tuple
+from typing import Callable, Dict, FrozenSet, List, Optional, Set
 
 import libcst as cst
 
@@ -100,8 +100,6 @@ class Reacher:
 
     def __init__(self, key_of: Callable[[str, Scope], str]) -> None:
         self.key_of = key_of  # a model's key in the root's terms
-        self._assignments: Dict[Tuple[str, str], _Assignments] = {}
-        self._frozen: Dict[Tuple[str, str], bool] = {}
 
     def backward(self, loss_text: Optional[str], scope: Scope) -> Reach:
         """What the backward of the loss written `loss_text` reaches, seen from scope."""
@@ -114,10 +112,11 @@ class Reacher:
         s: Optional[Scope] = scope
         while s is not None:
             unit = s.unit
-            if unit.key not in self._frozen:
-                text = unit.module.parsed.text(unit.node) if not unit.is_top_level else unit.module.parsed.module.code
-                self._frozen[unit.key] = any(word in text for word in _FREEZE_WORDS)
-            if self._frozen[unit.key]:
+            key = ("freezes", unit.name)
+            if key not in unit.module.memo:
+                text = unit.module.source_of(unit)
+                unit.module.memo[key] = any(word in text for word in _FREEZE_WORDS)
+            if unit.module.memo[key]:
                 return True
             s = next((caller for _, _, caller in s.args), None)
         return False
@@ -129,10 +128,12 @@ class Reacher:
             return UNKNOWN
         return self._expr(expr, scope, visiting)
 
-    def _assigned(self, unit: Unit) -> _Assignments:
-        if unit.key not in self._assignments:
-            self._assignments[unit.key] = _Assignments(unit)
-        return self._assignments[unit.key]
+    @staticmethod
+    def _assigned(unit: Unit) -> _Assignments:
+        key = ("assignments", unit.name)
+        if key not in unit.module.memo:
+            unit.module.memo[key] = _Assignments(unit)
+        return unit.module.memo[key]
 
     def _name(self, name: str, scope: Scope, visiting: Set) -> Reach:
         """The value of a name: its assignments in the unit (or an enclosing one), a bound

@@ -11,6 +11,7 @@ here too. The engine consumes the frames and never resolves a name.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 from .. import recognise
@@ -18,7 +19,7 @@ from ..types import Event, EventKind, Site, TargetKind
 from . import conditions
 from .cfg import nodes_in_cycles
 from .reach import Reacher
-from .units import Action, Backward, Branch, Call, Covers, Fresh, Frame, Scope, Step, Target, Unit, Zero
+from .units import Action, Backward, Branch, Call, Covers, Fresh, Frame, Plan, Scope, Step, Target, Unit, Zero
 
 MAX_DEPTH = 4  # helpers inlined below a root
 MAX_HOPS = 8  # argument and alias indirections followed for one name
@@ -133,13 +134,9 @@ class _Planner:
             if acts:
                 actions[node_id] = acts
         branches: Dict[int, Branch] = {}
-        assigned: Dict[int, Tuple[str, ...]] = {}
         tested: List[Tuple[str, frozenset, bool]] = []
         looping = None
         for node in graph.nodes:
-            names = tuple(cond_name(t, scope) for t in conditions.assigned_texts(node))
-            if names:
-                assigned[node.id] = names
             if node.branch is None:
                 continue
             test, taken = node.branch
@@ -154,7 +151,19 @@ class _Planner:
                     looping = nodes_in_cycles(graph)
                 # Tested again on the next iteration (or the next call of a helper).
                 tested.append((cond.key, cond.names, node.id in looping or scope.depth > 0))
-        return Frame(scope, graph, actions, branches, assigned, tuple(tested))
+        return Frame(scope, graph, actions, branches, tuple(tested))
+
+    def all_frames(self) -> List[Frame]:
+        return list(self.frames.values())
+
+    @staticmethod
+    def fill_assigned(frame: Frame) -> None:
+        """What each node assigns, renamed as conditions are (a tracked condition on a
+        name is forgotten where the name changes)."""
+        for node in frame.graph.nodes:
+            names = tuple(cond_name(t, frame.scope) for t in conditions.assigned_texts(node))
+            if names:
+                frame.assigned[node.id] = names
 
     def callee_frame(self, callee: Unit, args, kwargs, caller: Scope) -> Optional[Frame]:
         if callee.key in caller.stack or caller.depth >= MAX_DEPTH:
@@ -229,10 +238,31 @@ class _Planner:
         return ()
 
 
-def plan(unit: Unit, implicit_loop: bool = False) -> Frame:
+def plan(unit: Unit, implicit_loop: bool = False) -> Plan:
     """The root frame of unit, every helper it reaches resolved in place."""
     graph, events = unit.module.graph(unit, implicit_loop)
-    return _Planner().frame(Scope(unit, (), 0, (unit.key,)), graph, events)
+    planner = _Planner()
+    root = planner.frame(Scope(unit, (), 0, (unit.key,)), graph, events)
+    tracked = tracked_conditions(root)
+    if tracked:
+        for frame in [root, *planner.all_frames()]:
+            planner.fill_assigned(frame)
+    return Plan(root, tracked)
+
+
+MAX_TRACKED = 8  # conditions tracked per root: bounds the number of path classes
+
+
+def tracked_conditions(root: Frame) -> Dict[str, FrozenSet[str]]:
+    """Conditions tested at least twice (in a loop, or in a helper called again): the
+    ones worth splitting paths on, most tested first."""
+    counts: Counter = Counter()
+    names: Dict[str, FrozenSet[str]] = {}
+    for key, cond_names, repeats in tested_conditions(root):
+        counts[key] += 2 if repeats else 1  # a test in a loop meets itself again
+        names[key] = cond_names
+    repeated = [key for key, n in counts.most_common() if n >= 2][:MAX_TRACKED]
+    return {key: names[key] for key in repeated}
 
 
 def walk(frame: Frame) -> Iterator[Action]:

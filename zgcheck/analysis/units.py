@@ -162,9 +162,18 @@ class Frame:
     graph: CFG
     actions: Dict[int, Tuple[Action, ...]]
     branches: Dict[int, Branch]
-    assigned: Dict[int, Tuple[str, ...]]  # names each node assigns, in condition terms
     conditions: Tuple[Tuple[str, FrozenSet[str], bool], ...] = ()  # (key, names, tested again)
+    # Names each node assigns, in condition terms; filled only when the root tracks conditions.
+    assigned: Dict[int, Tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def unit(self) -> Unit:
         return self.scope.unit
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A root, resolved: its frame, and the conditions its dataflow tracks per path."""
+
+    root: Frame
+    tracked: Dict[str, FrozenSet[str]]  # condition key -> the names it reads
