@@ -1,10 +1,11 @@
-"""Aggregates what the tracker observed into one Diagnostic per (code, path, line)."""
+"""Aggregates what the tracker observed into one Diagnostic per (code, path, line),
+over the script's process and the child processes that report to it."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from zgcheck.runtime.sites import Site
 from zgcheck.types import Diagnostic, Related
@@ -26,6 +27,21 @@ class _Finding:
     count: int = 0
     norm: float = math.nan  # the largest total magnitude seen at one occurrence
     params: Dict[str, float] = field(default_factory=dict)  # name -> largest magnitude
+    # Child processes that saw it ("rank 1, pid 4242"); `local`: this process did.
+    origins: List[str] = field(default_factory=list)
+    local: bool = True
+
+    def absorb(self, count: int, norm: float, params: Dict[str, float]) -> None:
+        self.count += count
+        if not math.isnan(norm):
+            self.norm = norm if math.isnan(self.norm) else max(self.norm, norm)
+        for name, magnitude in params.items():
+            old = self.params.get(name, math.nan)
+            self.params[name] = magnitude if math.isnan(old) else max(old, magnitude)
+
+
+def _site_json(site: Optional[Site]) -> Optional[list]:
+    return None if site is None else [site.path, site.line, site.col, site.end_line, site.end_col]
 
 
 def _total(magnitudes: Sequence[Tuple[str, float]]) -> float:
@@ -59,13 +75,30 @@ class Findings:
         finding = self._by_key.get(key)
         if finding is None:
             finding = self._by_key[key] = _Finding(rule, site, step, backward, known_wiper)
-        finding.count += 1
-        total = _total(magnitudes)
-        if not math.isnan(total):
-            finding.norm = total if math.isnan(finding.norm) else max(finding.norm, total)
-        for name, magnitude in magnitudes:
-            old = finding.params.get(name, math.nan)
-            finding.params[name] = magnitude if math.isnan(old) else max(old, magnitude)
+        finding.absorb(1, _total(magnitudes), dict(magnitudes))
+
+    def to_json(self) -> List[Dict[str, Any]]:
+        """Plain data for a child process's report (NaN norms included)."""
+        return [
+            {"rule": list(f.rule), "site": _site_json(f.site), "step": _site_json(f.step),
+             "backward": _site_json(f.backward), "known_wiper": f.known_wiper, "count": f.count,
+             "norm": f.norm, "params": f.params}
+            for f in self._by_key.values()
+        ]
+
+    def merge(self, data: List[Dict[str, Any]], origin: str) -> None:
+        """Adds what a child process (`origin`) reported, in `to_json` form."""
+        for item in data:
+            rule = MISSING if item["rule"][0] == MISSING[0] else WIPED
+            site = Site(*item["site"])
+            key = (rule[0],) + site.key
+            finding = self._by_key.get(key)
+            if finding is None:
+                backward = Site(*item["backward"]) if item["backward"] else None
+                finding = self._by_key[key] = _Finding(
+                    rule, site, Site(*item["step"]), backward, item["known_wiper"], local=False)
+            finding.absorb(item["count"], item["norm"], item["params"])
+            finding.origins.append(origin)
 
     def diagnostics(self) -> Tuple[Diagnostic, ...]:
         found = (_diagnostic(f) for f in self._by_key.values())
@@ -93,10 +126,16 @@ def _message(f: _Finding) -> str:
     )
 
 
+def _processes(f: _Finding) -> str:
+    return "; ".join((["the script's own process"] if f.local else []) + f.origins)
+
+
 def _evidence(f: _Finding) -> Tuple[str, ...]:
     what = "stale norm" if f.rule is MISSING else "wiped norm"
     ranked = sorted(f.params.items(), key=lambda item: 0.0 if math.isnan(item[1]) else -item[1])
     lines: List[str] = [f"occurrences: {f.count}"]
+    if f.origins:
+        lines.append(f"in: {_processes(f)}")
     lines += [
         name if math.isnan(value) else f"{name}: {what} {_fmt(value)}" for name, value in ranked[:_MAX_NAMED]
     ]
@@ -117,10 +156,11 @@ def _related(f: _Finding) -> Tuple[Related, ...]:
 
 def _diagnostic(f: _Finding) -> Diagnostic:
     code, name = f.rule
+    where = f" [in {_processes(f)}]" if f.origins else ""
     return Diagnostic(
         code=code,
         name=name,
-        message=_message(f),
+        message=_message(f) + where,
         path=f.site.path,
         span=f.site.span,
         related=_related(f),

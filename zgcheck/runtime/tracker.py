@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections import Counter
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 
@@ -119,14 +119,25 @@ class Tracker:
     def __init__(self) -> None:
         self.findings = Findings()
         self.counts: Counter = Counter()
+        self.optimizers_seen = 0
+        self.on_report: Optional[Callable[[], None]] = None  # called before each finding
         self._namer = ParamNamer()
         self._optimizers: "weakref.WeakSet[torch.optim.Optimizer]" = weakref.WeakSet()
         self._states: Dict[int, _State] = {}
 
+    def reset_record(self) -> None:
+        """Forget what was found and counted, keep the gradients' state: a forked
+        child goes on from where its parent was, and reports only its own part."""
+        self.findings = Findings()
+        self.counts = Counter()
+        self.optimizers_seen = 0
+
     # -- bookkeeping -------------------------------------------------------
 
     def add_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        self._optimizers.add(optimizer)
+        if optimizer not in self._optimizers:
+            self._optimizers.add(optimizer)
+            self.optimizers_seen += 1
 
     def _state(self, param: torch.Tensor) -> _State:
         key = id(param)
@@ -240,9 +251,14 @@ class Tracker:
                     site = current_site()
                 state.wiper, state.pending_norm = site, norm
 
-    def on_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """The optimizer applies the parameters' current gradients now."""
+    def count_step(self) -> None:
         self.counts["step"] += 1
+
+    def on_step(self, optimizer: torch.optim.Optimizer, counted: bool = True) -> None:
+        """The optimizer applies the parameters' current gradients now (`counted`
+        False: a closure evaluation inside a step, counted by the step)."""
+        if counted:
+            self.counts["step"] += 1
         self.add_optimizer(optimizer)
         stale: List[Tuple[torch.Tensor, float, Optional[Site]]] = []
         wiped: Dict[Optional[Site], List[Tuple[torch.Tensor, float, Optional[Site]]]] = {}
@@ -260,6 +276,8 @@ class Tracker:
             self._report(stale, wiped)
 
     def _report(self, stale, wiped) -> None:
+        if self.on_report is not None:
+            self.on_report()
         step = current_site() or Site("<unknown>", 0)
         params = [p for p, _, _ in stale] + [p for found in wiped.values() for p, _, _ in found]
         if not self._namer.knows_all(params):
