@@ -270,6 +270,7 @@ def verify(module, seed, output_format, args):
         click.echo(result.error.rstrip("\n"), err=True)
         click.echo("---- zgcheck runtime report ----", err=True)
     sys.stdout.write(FORMATTERS[output_format](diagnostics, _sources(diagnostics), _use_color(sys.stdout)))
+    sys.stdout.flush()  # the report before the summary, when both go to one terminal
     for error in result.internal_errors:
         click.echo("zgcheck verify: internal error of the checker (please report it):", err=True)
         click.echo(error.rstrip("\n"), err=True)
@@ -303,8 +304,8 @@ def _verify_summary(result, diagnostics, seed) -> str:
     counts = result.counts
     seen = [_plural(counts.get("backward", 0), "backward call"), _plural(counts.get("step", 0), "step"),
             _plural(counts.get("zero", 0), "zero_grad call"), _plural(result.optimizers, "optimizer")]
-    if result.processes > 1:
-        seen.append(_plural(result.processes, "process", "processes"))
+    if result.children:
+        seen[-1] += f" ({_plural(result.children, 'child process', 'child processes')} included)"
     if result.internal_errors:
         verdict = "internal error"
     elif diagnostics:

@@ -120,7 +120,6 @@ def _chain_sitecustomize(site_dir: str) -> None:
     run that one too, as if ours were not there, and leave sys.path as it was."""
     here = os.path.realpath(site_dir)
     sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != here]
-    sys.modules.pop("sitecustomize", None)
     spec = importlib.machinery.PathFinder.find_spec("sitecustomize", sys.path)
     if spec is None or spec.loader is None:
         return

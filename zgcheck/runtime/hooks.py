@@ -10,6 +10,7 @@ the checker eagerly instead of tracing into it.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import traceback
 from typing import Any, Callable, Iterator, List, Optional, Tuple
@@ -24,6 +25,15 @@ from zgcheck.runtime.boot import after_import
 from zgcheck.runtime.tracker import Tracker
 
 _active: Optional["Instrumentation"] = None
+
+# A compiled optimizer step now breaks its graph at our step hook, inside the
+# step's `record_function` block, and Dynamo says once that it ignores that
+# profiler context: a line the user's code did not cause.
+_PROFILER_LOGGER = "torch._dynamo.variables.ctx_manager"
+
+
+def _not_our_profiler_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Profiler record function")
 
 
 def _optimizer_params(optimizer) -> Iterator[torch.Tensor]:
@@ -94,9 +104,11 @@ class Instrumentation:
             setattr(owner, name, shielded)
             self._patches[i] = (owner, name, original, shielded)
         self._register_hooks(disable(self._pre_step), disable(self._post_step))
+        logging.getLogger(_PROFILER_LOGGER).addFilter(_not_our_profiler_notice)
 
     def _uninstall(self) -> None:
         global _active
+        logging.getLogger(_PROFILER_LOGGER).removeFilter(_not_our_profiler_notice)
         while self._handles:
             self._handles.pop().remove()
         while self._patches:

@@ -40,7 +40,7 @@ class RuntimeResult:
     # added up over the script's process and its instrumented children.
     counts: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     optimizers: int = 0  # distinct optimizers seen
-    processes: int = 1  # the script's own and each child that trained
+    children: int = 0  # child processes that reported a backward, step or zero
     started: bool = True  # False: no such script or module (`error` says which)
 
 
@@ -124,7 +124,7 @@ def _run(script: str, run: Callable[[], object], argv: List[str], path0: str,
         + children.errors,
         counts=MappingProxyType(dict(sum((r.counts for r in reports), tracker.counts))),
         optimizers=tracker.optimizers_seen + sum(r.optimizers for r in reports),
-        processes=1 + sum(1 for r in reports if r.counts),
+        children=sum(1 for r in reports if r.counts),
     )
 
 
