@@ -1,8 +1,11 @@
 # A whole train step compiled with torch.compile: backward and step happen
 # inside the compiled function, and nothing ever zeroes the gradients.
 # (backend="eager": Dynamo traces as with the default backend, without the
-# C++ compile that would make the test slow.)
+# C++ compile that would make the test slow.) It imports torch.distributed,
+# whose module holds deprecated attributes that naming the parameters must not
+# touch (no FutureWarning on stderr).
 import torch
+import torch.distributed as dist  # noqa: F401
 import torch.nn as nn
 
 torch.manual_seed(0)
