@@ -393,6 +393,85 @@ def test_gan_generator_never_zeroed(tmp_path):
     clean(tmp_path, GAN.format(zero_d="netD.zero_grad()", zero_g="pass", mark_d="", mark_g="  # expect: ZG001"))
 
 
+# -- another optimizer's loss (ZG003, opt-in: foreign=True) ------------------
+
+TRUNK = """
+trunk, head1, head2 = nn.Linear(4, 4), nn.Linear(4, 1), nn.Linear(4, 1)
+opt1 = torch.optim.SGD(list(trunk.parameters()) + list(head1.parameters()), lr=0.01)
+opt2 = torch.optim.SGD(list(trunk.parameters()) + list(head2.parameters()), lr=0.01)
+for i in range(4):
+    opt1.zero_grad()
+    {zero_between}
+    x = torch.randn(8, 4)
+    head1(trunk(x)).pow(2).mean().backward()
+    opt1.step()
+    {zero_after}
+    head2(trunk(x)).pow(2).mean().backward()
+    opt2.step(){mark}
+"""
+
+
+def test_shared_trunk_two_losses_stepped_in_turn_is_foreign(tmp_path):
+    result = clean(tmp_path, TRUNK.format(zero_between="opt2.zero_grad()", zero_after="", mark="  # expect: ZG003"),
+                   foreign=True)
+    (diag,) = result.diagnostics
+    assert diag.name == "another-optimizers-loss"
+    step = diag.span.start_line
+    assert [r.span.start_line for r in diag.related] == [step - 4, step - 3, step - 1]  # B1, S(opt1), B2
+    assert sorted(diag.evidence[1:]) == ["trunk.bias", "trunk.weight"]
+
+
+def test_shared_trunk_is_neither_zg001_nor_reported_without_foreign(tmp_path):
+    # The static checker has no ZG003 yet, and no ZG001 here (opt2 never applies
+    # its own leftovers): by default the runtime agrees.
+    clean(tmp_path, TRUNK.format(zero_between="opt2.zero_grad()", zero_after="", mark=""))
+
+
+def test_shared_trunk_zeroed_before_the_second_loss_is_clean(tmp_path):
+    clean(tmp_path, TRUNK.format(zero_between="", zero_after="opt2.zero_grad()", mark=""), foreign=True)
+
+
+def test_one_loss_stepped_by_two_optimizers_is_clean(tmp_path):
+    clean(tmp_path, """
+trunk, head1, head2 = nn.Linear(4, 4), nn.Linear(4, 1), nn.Linear(4, 1)
+opt1 = torch.optim.SGD(list(trunk.parameters()) + list(head1.parameters()), lr=0.01)
+opt2 = torch.optim.SGD(list(trunk.parameters()) + list(head2.parameters()), lr=0.01)
+for i in range(4):
+    opt1.zero_grad()
+    opt2.zero_grad()
+    h = trunk(torch.randn(8, 4))
+    (head1(h) + head2(h)).pow(2).mean().backward()
+    opt1.step()
+    opt2.step()
+""", foreign=True)
+
+
+def test_gan_zeroed_once_at_the_top_with_undetached_d_loss_is_foreign(tmp_path):
+    # errD reaches netG through the undetached fake batch; optimizerD.step()
+    # applies errD; errG adds to netG's gradients, which still hold errD's part.
+    clean(tmp_path, GAN.format(zero_d="optimizerD.zero_grad(); optimizerG.zero_grad()", zero_g="pass",
+                               mark_d="", mark_g="  # expect: ZG003").replace(".detach()", ""), foreign=True)
+
+
+@pytest.mark.parametrize("zero_d, zero_g, mark_d, mark_g", [
+    ("netD.zero_grad()", "netG.zero_grad()", "", ""),
+    ("pass", "netG.zero_grad()", "  # expect: ZG001", ""),
+    ("netD.zero_grad()", "pass", "", "  # expect: ZG001"),
+], ids=["dcgan", "d-never-zeroed", "g-never-zeroed"])
+def test_gan_verdicts_do_not_change_with_foreign(tmp_path, zero_d, zero_g, mark_d, mark_g):
+    clean(tmp_path, GAN.format(zero_d=zero_d, zero_g=zero_g, mark_d=mark_d, mark_g=mark_g), foreign=True)
+
+
+def test_accumulation_is_not_foreign(tmp_path):
+    clean(tmp_path, MODEL + """
+for i, (x, y) in enumerate(data):
+    (loss_of(x, y) / 2).backward()
+    if i % 2 == 1:
+        optimizer.step()
+        optimizer.zero_grad()
+""", foreign=True)
+
+
 # -- closures (LBFGS) ----------------------------------------------------------
 
 LBFGS = MODEL + """
