@@ -119,6 +119,16 @@ def test_a_script_that_raises_gets_its_traceback_and_the_report(tmp_path):
     assert "the script raised" in result.output
 
 
+def test_a_child_that_cannot_be_instrumented_is_an_internal_error(tmp_path):
+    # The child's bootstrap cannot load the checker: the parent says so and exits 2.
+    child = tmp_path / "child.py"
+    child.write_text("import sys\nsys.modules['zgcheck.runtime.processes'] = None\n" + CLEAN)
+    source = f"import subprocess, sys\nsubprocess.run([sys.executable, {str(child)!r}], check=True)\n"
+    result = verify(tmp_path, source, fmt="concise")
+    assert result.exit_code == 2, result.output
+    assert "instrumenting a child process failed" in result.stderr and "verdict: internal error" in result.stderr
+
+
 @pytest.mark.parametrize("fake_torch, said", [
     ("None", ["pip install 'zgcheck[runtime]'"]),
     ("types.SimpleNamespace(__version__='1.13.1')", ["torch 1.13.1 is too old", "torch>=2.1"]),

@@ -88,6 +88,18 @@ def after_import(name: str, callback: Callable[[], None]) -> None:
     callback()
 
 
+def cancel_after_import(name: str, callback: Callable[[], None]) -> None:
+    """Forget a callback that has not run yet."""
+    with _lock:
+        callbacks = _watcher.callbacks.get(name, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+        if not callbacks:
+            _watcher.callbacks.pop(name, None)
+        if not _watcher.callbacks and _watcher in sys.meta_path:
+            sys.meta_path.remove(_watcher)
+
+
 def report_internal_error(directory: str, what: str) -> None:
     """Leaves the current exception's traceback where the parent collects it."""
     path = os.path.join(directory, f"error-{os.getpid()}-{threading.get_ident()}.txt")

@@ -21,7 +21,7 @@ from torch.optim.optimizer import (
     register_optimizer_step_pre_hook,
 )
 
-from zgcheck.runtime.boot import after_import
+from zgcheck.runtime.boot import after_import, cancel_after_import
 from zgcheck.runtime.tracker import Tracker
 
 _active: Optional["Instrumentation"] = None
@@ -108,6 +108,7 @@ class Instrumentation:
 
     def _uninstall(self) -> None:
         global _active
+        cancel_after_import("torch._dynamo", self._shield)
         logging.getLogger(_PROFILER_LOGGER).removeFilter(_not_our_profiler_notice)
         while self._handles:
             self._handles.pop().remove()
