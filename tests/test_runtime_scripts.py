@@ -55,6 +55,7 @@ def test_verify_reaches_the_expected_verdict(script, monkeypatch, recwarn):
     if children:
         (diagnostic,) = json.loads(result.stdout)
         assert diagnostic["message"].count("pid ") == int(children.group(1)), diagnostic["message"]
+        assert re.search(r"; \d+ child process(es)? reported; ", result.stderr), result.stderr
     ranks = _RANKS.search(text)
     if ranks:
         for rank in ranks.group(1).split(","):

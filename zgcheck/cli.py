@@ -256,12 +256,13 @@ def verify(module, seed, output_format, args):
     if module is None and not os.path.isfile(args[0]):
         raise click.UsageError(f"no such file: {args[0]!r}")
     try:
-        from . import runtime
-
-        run = runtime.run_module if module is not None else runtime.run_script
+        from .runtime import run_module, run_script
     except ImportError as err:
         raise ConfigProblem(f"`zgcheck verify` needs PyTorch ({err}). Install it with: pip install 'zgcheck[runtime]'")
-    result = run(module, list(args), seed=seed) if module is not None else run(args[0], list(args[1:]), seed=seed)
+    if module is not None:
+        result = run_module(module, list(args), seed=seed)
+    else:
+        result = run_script(args[0], list(args[1:]), seed=seed)
     if not result.started:
         raise click.UsageError(result.error)
     diagnostics = sorted((_as_typed(d) for d in result.diagnostics), key=Diagnostic.sort_key)
@@ -304,8 +305,9 @@ def _verify_summary(result, diagnostics, seed) -> str:
     counts = result.counts
     seen = [_plural(counts.get("backward", 0), "backward call"), _plural(counts.get("step", 0), "step"),
             _plural(counts.get("zero", 0), "zero_grad call"), _plural(result.optimizers, "optimizer")]
+    summary = ", ".join(seen)
     if result.children:
-        seen[-1] += f" ({_plural(result.children, 'child process', 'child processes')} included)"
+        summary += f"; {_plural(result.children, 'child process', 'child processes')} reported"
     if result.internal_errors:
         verdict = "internal error"
     elif diagnostics:
@@ -314,4 +316,4 @@ def _verify_summary(result, diagnostics, seed) -> str:
     else:
         verdict = "clean"
     seeded = f"seed {seed}" if seed is not None else "not seeded"
-    return f"zgcheck verify: {', '.join(seen)}; verdict: {verdict}; {seeded}"
+    return f"zgcheck verify: {summary}; verdict: {verdict}; {seeded}"
