@@ -628,6 +628,26 @@ def test_consecutive_runs_are_independent(tmp_path):
     assert [d.code for d in run_script(str(buggy)).diagnostics] == ["ZG001"]
 
 
+def test_forkserver_children_report_to_each_run(tmp_path):
+    # One forkserver per interpreter: each run must get one that reports to it.
+    script = write(tmp_path, """
+import multiprocessing
+def train():
+    model = nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for i in range(3):
+        model(torch.randn(4, 2)).sum().backward()
+        optimizer.step()  # expect: ZG001
+if __name__ == "__main__":
+    child = multiprocessing.get_context("forkserver").Process(target=train)
+    child.start()
+    child.join()
+""")
+    for run in range(2):
+        result = run_script(str(script))
+        assert result.children == 1 and [d.code for d in result.diagnostics] == ["ZG001"], run
+
+
 def test_batch_runner_prints_one_json_line_per_script(tmp_path):
     buggy = write(tmp_path, MODEL + "print('noise')\nfor x, y in data:\n    loss_of(x, y).backward()\n"
                   "    optimizer.step()\n", "a.py")

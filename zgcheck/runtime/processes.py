@@ -96,6 +96,7 @@ class ChildReports:
         return self
 
     def __exit__(self, *exc) -> None:
+        _stop_forkserver()
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -133,6 +134,15 @@ class ChildReports:
                                            data["optimizers"], tuple(data["errors"])))
         self.errors = tuple(errors)
         return reports
+
+
+def _stop_forkserver() -> None:
+    """multiprocessing keeps one forkserver per process, and its children get
+    the environment it started with: the next run must start its own."""
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    server = getattr(forkserver, "_forkserver", None)
+    if getattr(server, "_forkserver_pid", None) is not None and hasattr(server, "_stop"):
+        server._stop()
 
 
 def _origin(data: dict) -> str:
