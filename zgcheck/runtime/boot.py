@@ -4,8 +4,9 @@
   imported (at once when it already is): the hooks shield themselves from
   torch.compile only when torch._dynamo is loaded (importing it costs 1.5 s),
   and a child process is instrumented only when it imports torch.
-- `startup()` is what the generated `sitecustomize.py` of a child process
-  calls (see zgcheck.runtime.processes for the whole mechanism).
+- `startup()` and `chain_sitecustomize()` are what the generated
+  `sitecustomize.py` of a child process calls (see zgcheck.runtime.processes
+  for the whole mechanism).
 """
 
 from __future__ import annotations
@@ -119,15 +120,14 @@ def _instrument_child(directory: str) -> None:
         report_internal_error(directory, "instrumenting a child process failed")
 
 
-def startup(site_dir: str) -> None:
+def startup() -> None:
     """Called from the generated sitecustomize.py in every Python child."""
     directory = os.environ.get(REPORT_DIR_ENV)
     if directory and os.path.isdir(directory):
         after_import("torch", lambda: _instrument_child(directory))
-    _chain_sitecustomize(site_dir)
 
 
-def _chain_sitecustomize(site_dir: str) -> None:
+def chain_sitecustomize(site_dir: str) -> None:
     """Ours shadows the interpreter's own sitecustomize (Debian's, a venv's):
     run that one too, as if ours were not there, and leave sys.path as it was."""
     here = os.path.realpath(site_dir)

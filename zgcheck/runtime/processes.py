@@ -1,7 +1,7 @@
 """Child processes of the script report what they found to the parent.
 
 How a child gets instrumented:
-- The parent makes a temporary directory for the run, writes a four-line
+- The parent makes a temporary directory for the run, writes a small
   `sitecustomize.py` into `<dir>/site`, puts that first on PYTHONPATH and sets
   ZGCHECK_RUNTIME_REPORTS=<dir>. Every Python the script starts with the same
   interpreter (multiprocessing spawn and forkserver, torch.multiprocessing.spawn,
@@ -16,7 +16,8 @@ How a child gets instrumented:
 - After the script, the parent joins the non-daemon multiprocessing children
   it left running (as the interpreter would at exit), reads the reports, adds
   each finding with the child's rank (torch.distributed, else $RANK) and pid,
-  and removes the directory.
+  stops the forkserver if the run started one (it would hand this run's
+  environment to the next run's children), and removes the directory.
 
 Plain files rather than a pipe or a socket: nothing to keep open across fork,
 exec or a crash of the parent, and a child killed mid-run only loses its own
@@ -48,14 +49,22 @@ _ZGCHECK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 
 _SITECUSTOMIZE = f"""\
 # Written by zgcheck verify: instruments this child for the parent's run.
-try:
-    from zgcheck.runtime import boot
-except ImportError:
-    import sys
-    sys.path.append({_ZGCHECK_ROOT!r})
-    from zgcheck.runtime import boot
 import os
-boot.startup(os.path.dirname(__file__))
+import sys
+boot = None
+try:
+    try:
+        from zgcheck.runtime import boot
+    except ImportError:
+        sys.path.append({_ZGCHECK_ROOT!r})
+        from zgcheck.runtime import boot
+    boot.startup()
+except Exception:  # the parent reports it as an error of the checker
+    import traceback
+    with open(os.path.join(os.environ[{boot.REPORT_DIR_ENV!r}], f"error-{{os.getpid()}}-boot.txt"), "a") as f:
+        f.write(f"starting zgcheck in a child failed (pid {{os.getpid()}}):\\n" + traceback.format_exc())
+if boot is not None:  # the interpreter's own sitecustomize, whose errors are its own
+    boot.chain_sitecustomize(os.path.dirname(__file__))
 """
 
 
