@@ -628,6 +628,24 @@ def test_consecutive_runs_are_independent(tmp_path):
     assert [d.code for d in run_script(str(buggy)).diagnostics] == ["ZG001"]
 
 
+def test_a_childs_own_sitecustomize_still_runs(tmp_path, monkeypatch):
+    # Ours comes first on PYTHONPATH; the one it shadows runs too, and a child's
+    # sys.path does not keep our directory.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import os\nos.environ['OWN_SITE'] = 'ran'\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    out = tmp_path / "out.txt"
+    child = "import os, sys; print(os.environ.get('OWN_SITE'), any('zgcheck-verify' in p for p in sys.path))"
+    script = write(tmp_path, f"""
+import subprocess
+with open({str(out)!r}, "w") as f:
+    subprocess.run([sys.executable, "-c", {child!r}], stdout=f, check=True)
+""")
+    assert run_script(str(script)).exit_code == 0
+    assert out.read_text().split() == ["ran", "False"]
+
+
 def test_forkserver_children_report_to_each_run(tmp_path):
     # One forkserver per interpreter: each run must get one that reports to it.
     script = write(tmp_path, """
