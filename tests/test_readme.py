@@ -115,7 +115,8 @@ def test_github_actions_job_runs_for_real(tmp_path):
 
 def test_usage_block_lists_real_options():
     block = readme_block("", "zgcheck check [PATHS]")
-    help_text = run("--help").output + CliRunner().invoke(main, ["--help"]).output
+    help_text = "".join(CliRunner().invoke(main, [*command, "--help"]).output
+                        for command in (["check"], [], ["verify"]))
     for option in re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", block):
         assert option in help_text, option
     formats = re.search(r"--output-format (\S+)", block).group(1).split("|")

@@ -237,8 +237,10 @@ for i in range(4):
 """)
 
 
-def test_parameter_shared_by_two_optimizers(tmp_path):
-    clean(tmp_path, """
+@pytest.mark.parametrize("foreign", [False, True])
+def test_parameter_shared_by_two_optimizers(tmp_path, foreign):
+    # One loss stepped by two optimizers, with no backward in between: not ZG003 either.
+    clean(tmp_path, foreign=foreign, body="""
 shared, a, b = nn.Linear(4, 4), nn.Linear(4, 1), nn.Linear(4, 1)
 opt1 = torch.optim.SGD(list(shared.parameters()) + list(a.parameters()), lr=0.01)
 opt2 = torch.optim.SGD(list(shared.parameters()) + list(b.parameters()), lr=0.01)
@@ -391,6 +393,70 @@ def test_gan_discriminator_never_zeroed(tmp_path):
 
 def test_gan_generator_never_zeroed(tmp_path):
     clean(tmp_path, GAN.format(zero_d="netD.zero_grad()", zero_g="pass", mark_d="", mark_g="  # expect: ZG001"))
+
+
+# -- another optimizer's loss (ZG003, opt-in: foreign=True) ------------------
+
+TRUNK = """
+trunk, head1, head2 = nn.Linear(4, 4), nn.Linear(4, 1), nn.Linear(4, 1)
+opt1 = torch.optim.SGD(list(trunk.parameters()) + list(head1.parameters()), lr=0.01)
+opt2 = torch.optim.SGD(list(trunk.parameters()) + list(head2.parameters()), lr=0.01)
+for i in range(4):
+    opt1.zero_grad()
+    {zero_between}
+    x = torch.randn(8, 4)
+    head1(trunk(x)).pow(2).mean().backward()
+    opt1.step()
+    {zero_after}
+    head2(trunk(x)).pow(2).mean().backward()
+    opt2.step(){mark}
+"""
+
+
+def test_shared_trunk_two_losses_stepped_in_turn_is_foreign(tmp_path):
+    result = clean(tmp_path, TRUNK.format(zero_between="opt2.zero_grad()", zero_after="", mark="  # expect: ZG003"),
+                   foreign=True)
+    (diag,) = result.diagnostics
+    assert diag.name == "another-optimizers-loss"
+    step = diag.span.start_line
+    assert [r.span.start_line for r in diag.related] == [step - 4, step - 3, step - 1]  # B1, S(opt1), B2
+    assert sorted(diag.evidence[1:]) == ["trunk.bias", "trunk.weight"]
+
+
+def test_shared_trunk_is_neither_zg001_nor_reported_without_foreign(tmp_path):
+    # The static checker has no ZG003 yet, and no ZG001 here (opt2 never applies
+    # its own leftovers): by default the runtime agrees.
+    clean(tmp_path, TRUNK.format(zero_between="opt2.zero_grad()", zero_after="", mark=""))
+
+
+def test_shared_trunk_zeroed_before_the_second_loss_is_clean(tmp_path):
+    clean(tmp_path, TRUNK.format(zero_between="", zero_after="opt2.zero_grad()", mark=""), foreign=True)
+
+
+def test_gan_zeroed_once_at_the_top_with_undetached_d_loss_is_foreign(tmp_path):
+    # errD reaches netG through the undetached fake batch; optimizerD.step()
+    # applies errD; errG adds to netG's gradients, which still hold errD's part.
+    clean(tmp_path, GAN.format(zero_d="optimizerD.zero_grad(); optimizerG.zero_grad()", zero_g="pass",
+                               mark_d="", mark_g="  # expect: ZG003").replace(".detach()", ""), foreign=True)
+
+
+@pytest.mark.parametrize("zero_d, zero_g, mark_d, mark_g", [
+    ("netD.zero_grad()", "netG.zero_grad()", "", ""),
+    ("pass", "netG.zero_grad()", "  # expect: ZG001", ""),
+    ("netD.zero_grad()", "pass", "", "  # expect: ZG001"),
+], ids=["dcgan", "d-never-zeroed", "g-never-zeroed"])
+def test_gan_verdicts_do_not_change_with_foreign(tmp_path, zero_d, zero_g, mark_d, mark_g):
+    clean(tmp_path, GAN.format(zero_d=zero_d, zero_g=zero_g, mark_d=mark_d, mark_g=mark_g), foreign=True)
+
+
+def test_accumulation_is_not_foreign(tmp_path):
+    clean(tmp_path, MODEL + """
+for i, (x, y) in enumerate(data):
+    (loss_of(x, y) / 2).backward()
+    if i % 2 == 1:
+        optimizer.step()
+        optimizer.zero_grad()
+""", foreign=True)
 
 
 # -- closures (LBFGS) ----------------------------------------------------------
@@ -560,6 +626,44 @@ def test_consecutive_runs_are_independent(tmp_path):
     assert [d.code for d in run_script(str(buggy)).diagnostics] == ["ZG001"]
     assert run_script(str(fine)).diagnostics == ()
     assert [d.code for d in run_script(str(buggy)).diagnostics] == ["ZG001"]
+
+
+def test_a_childs_own_sitecustomize_still_runs(tmp_path, monkeypatch):
+    # Ours comes first on PYTHONPATH; the one it shadows runs too, and a child's
+    # sys.path does not keep our directory.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import os\nos.environ['OWN_SITE'] = 'ran'\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    out = tmp_path / "out.txt"
+    child = "import os, sys; print(os.environ.get('OWN_SITE'), any('zgcheck-verify' in p for p in sys.path))"
+    script = write(tmp_path, f"""
+import subprocess
+with open({str(out)!r}, "w") as f:
+    subprocess.run([sys.executable, "-c", {child!r}], stdout=f, check=True)
+""")
+    assert run_script(str(script)).exit_code == 0
+    assert out.read_text().split() == ["ran", "False"]
+
+
+def test_forkserver_children_report_to_each_run(tmp_path):
+    # One forkserver per interpreter: each run must get one that reports to it.
+    script = write(tmp_path, """
+import multiprocessing
+def train():
+    model = nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for i in range(3):
+        model(torch.randn(4, 2)).sum().backward()
+        optimizer.step()  # expect: ZG001
+if __name__ == "__main__":
+    child = multiprocessing.get_context("forkserver").Process(target=train)
+    child.start()
+    child.join()
+""")
+    for run in range(2):
+        result = run_script(str(script))
+        assert result.children == 1 and [d.code for d in result.diagnostics] == ["ZG001"], run
 
 
 def test_batch_runner_prints_one_json_line_per_script(tmp_path):

@@ -231,23 +231,79 @@ def _as_typed(d: Diagnostic) -> Diagnostic:
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("script", type=click.Path(exists=True, dir_okay=False))
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("-m", "module", metavar="MODULE", help="Run library module MODULE as a script, like python -m.")
+@click.option("--seed", type=int, default=None,
+              help="Seed torch, random and numpy with N before the script starts (default: not seeded).")
 @click.option("--output-format", type=click.Choice(sorted(FORMATTERS)), default="text", show_default=True)
-def verify(script, args, output_format):
-    """Run SCRIPT [ARGS]... under the runtime gradient checker (needs torch)."""
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="SCRIPT [ARGS]...")
+def verify(module, seed, output_format, args):
+    """Run SCRIPT [ARGS]... (or -m MODULE [ARGS]...) under the runtime gradient checker (needs torch).
+
+    Options go before SCRIPT or MODULE; everything after them is the script's.
+    """
+    if module is None and not args:
+        raise click.UsageError("give a SCRIPT to run, or -m MODULE")
+    if module is None and not os.path.isfile(args[0]):
+        raise click.UsageError(f"no such file: {args[0]!r}")
     try:
-        from .runtime import run_script
+        from .runtime import run_module, run_script
     except ImportError as err:
-        raise click.ClickException(
-            f"`zgcheck verify` needs PyTorch ({err}). Install it with: pip install 'zgcheck[runtime]'")
-    result = run_script(script, list(args))
+        raise ConfigProblem(f"`zgcheck verify` needs PyTorch ({err}). Install it with: pip install 'zgcheck[runtime]'")
+    if module is not None:
+        result = run_module(module, list(args), seed=seed)
+    else:
+        result = run_script(args[0], list(args[1:]), seed=seed)
+    if not result.started:
+        raise click.UsageError(result.error)
     diagnostics = sorted((_as_typed(d) for d in result.diagnostics), key=Diagnostic.sort_key)
     if result.error:
         click.echo("---- the script raised (its own traceback) ----", err=True)
         click.echo(result.error.rstrip("\n"), err=True)
         click.echo("---- zgcheck runtime report ----", err=True)
     sys.stdout.write(FORMATTERS[output_format](diagnostics, _sources(diagnostics), _use_color(sys.stdout)))
+    sys.stdout.flush()  # the report before the summary, when both go to one terminal
+    for error in result.internal_errors:
+        click.echo("zgcheck verify: internal error of the checker (please report it):", err=True)
+        click.echo(error.rstrip("\n"), err=True)
+    for warning in _verify_warnings(result):
+        click.echo(f"zgcheck verify: warning: {warning}", err=True)
+    click.echo(_verify_summary(result, diagnostics, seed), err=True)
+    if result.internal_errors:
+        sys.exit(2)
     if diagnostics:
         sys.exit(1)
     sys.exit(result.exit_code if result.exit_code else 0)
+
+
+def _plural(n: int, noun: str, plural: str = "") -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _verify_warnings(result) -> List[str]:
+    if result.error and not result.counts:
+        return []  # the script failed before training: its traceback says why
+    warnings = []
+    if not result.counts.get("backward"):
+        warnings.append("no backward() was observed: nothing was checked (is training in code"
+                        " that does not run here, e.g. another interpreter or a C++ extension?)")
+    elif not result.counts.get("step"):
+        warnings.append("no optimizer step was observed: ZG001/ZG002 cannot occur without one")
+    return warnings
+
+
+def _verify_summary(result, diagnostics, seed) -> str:
+    counts = result.counts
+    seen = [_plural(counts.get("backward", 0), "backward call"), _plural(counts.get("step", 0), "step"),
+            _plural(counts.get("zero", 0), "zero_grad call"), _plural(result.optimizers, "optimizer")]
+    summary = ", ".join(seen)
+    if result.children:
+        summary += f"; {_plural(result.children, 'child process', 'child processes')} reported"
+    if result.internal_errors:
+        verdict = "internal error"
+    elif diagnostics:
+        codes = sorted({d.code for d in diagnostics})
+        verdict = f"{_plural(len(diagnostics), 'finding')} ({', '.join(codes)})"
+    else:
+        verdict = "clean"
+    seeded = f"seed {seed}" if seed is not None else "not seeded"
+    return f"zgcheck verify: {summary}; verdict: {verdict}; {seeded}"

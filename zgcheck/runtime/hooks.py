@@ -1,9 +1,16 @@
 """Installs the instrumentation on torch for the length of a `with` block, and
-removes every patch and hook on the way out."""
+removes every patch and hook on the way out.
+
+Every entry point runs outside torch.compile: once torch._dynamo is loaded, each
+patch and hook is swapped for its `torch.compiler.disable`d form, so a compiled
+function that calls backward, step or zero_grad breaks its graph there and runs
+the checker eagerly instead of tracing into it.
+"""
 
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import traceback
 from typing import Any, Callable, Iterator, List, Optional, Tuple
@@ -14,9 +21,19 @@ from torch.optim.optimizer import (
     register_optimizer_step_pre_hook,
 )
 
+from zgcheck.runtime.boot import after_import, cancel_after_import
 from zgcheck.runtime.tracker import Tracker
 
 _active: Optional["Instrumentation"] = None
+
+# A compiled optimizer step now breaks its graph at our step hook, inside the
+# step's `record_function` block, and Dynamo says once that it ignores that
+# profiler context: a line the user's code did not cause.
+_PROFILER_LOGGER = "torch._dynamo.variables.ctx_manager"
+
+
+def _not_our_profiler_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Profiler record function")
 
 
 def _optimizer_params(optimizer) -> Iterator[torch.Tensor]:
@@ -40,8 +57,10 @@ class Instrumentation:
         self.tracker = tracker
         self.errors: List[str] = []
         self._local = threading.local()
-        self._patches: List[Tuple[object, str, object]] = []
+        # (owner, attribute, original, installed)
+        self._patches: List[Tuple[object, str, object, Callable]] = []
         self._handles: list = []
+        self._shielded = False
 
     # -- install / uninstall ----------------------------------------------
 
@@ -66,23 +85,44 @@ class Instrumentation:
         self._patch(torch.optim.Optimizer, "__init__", self._after_init)
         self._patch(torch.optim.Optimizer, "zero_grad", self._around_zero(_optimizer_params, True))
         self._patch(torch.nn.Module, "zero_grad", self._around_zero(lambda m: m.parameters(), False))
-        self._handles.append(register_optimizer_step_pre_hook(self._pre_step))
-        self._handles.append(register_optimizer_step_post_hook(self._post_step))
+        self._register_hooks(self._pre_step, self._post_step)
+        after_import("torch._dynamo", self._shield)
+
+    def _register_hooks(self, pre: Callable, post: Callable) -> None:
+        while self._handles:
+            self._handles.pop().remove()
+        self._handles.append(register_optimizer_step_pre_hook(pre))
+        self._handles.append(register_optimizer_step_post_hook(post))
+
+    def _shield(self) -> None:
+        if _active is not self or self._shielded:
+            return
+        self._shielded = True
+        disable = torch.compiler.disable
+        for i, (owner, name, original, installed) in enumerate(self._patches):
+            shielded = disable(installed)
+            setattr(owner, name, shielded)
+            self._patches[i] = (owner, name, original, shielded)
+        self._register_hooks(disable(self._pre_step), disable(self._post_step))
+        logging.getLogger(_PROFILER_LOGGER).addFilter(_not_our_profiler_notice)
 
     def _uninstall(self) -> None:
         global _active
+        cancel_after_import("torch._dynamo", self._shield)
+        logging.getLogger(_PROFILER_LOGGER).removeFilter(_not_our_profiler_notice)
         while self._handles:
             self._handles.pop().remove()
         while self._patches:
-            owner, name, original = self._patches.pop()
+            owner, name, original, _ = self._patches.pop()
             setattr(owner, name, original)
         if _active is self:
             _active = None
 
     def _patch(self, owner: object, name: str, make: Callable[[Callable], Callable]) -> None:
         original = getattr(owner, name)
-        setattr(owner, name, functools.wraps(original)(make(original)))
-        self._patches.append((owner, name, original))
+        installed = functools.wraps(original)(make(original))
+        setattr(owner, name, installed)
+        self._patches.append((owner, name, original, installed))
 
     # -- shared helpers ----------------------------------------------------
 
@@ -149,12 +189,28 @@ class Instrumentation:
 
         return __init__
 
-    # A step given a closure computes its gradients inside the step (LBFGS):
-    # judge it once the closure has run, i.e. after the step.
-    def _pre_step(self, optimizer: Any, args: Tuple[Any, ...], kwargs: dict) -> None:
-        if _closure(args, kwargs) is None:
+    # A step given a closure computes its gradients inside the step, and LBFGS
+    # calls it up to max_iter times per step, reading the gradients after each
+    # call: each evaluation is judged as a step of its own.
+    def _pre_step(self, optimizer: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
+        closure = _closure(args, kwargs)
+        if closure is None:
             self._safely(self.tracker.on_step, optimizer)
+            return None
+        judged = self._judged_closure(optimizer, closure)
+        if len(args) > 1:
+            return (args[0], judged, *args[2:]), kwargs
+        return args, {**kwargs, "closure": judged}
 
     def _post_step(self, optimizer: Any, args: Tuple[Any, ...], kwargs: dict) -> None:
         if _closure(args, kwargs) is not None:
-            self._safely(self.tracker.on_step, optimizer)
+            self._safely(self.tracker.count_step)
+
+    def _judged_closure(self, optimizer: Any, closure: Callable) -> Callable:
+        @functools.wraps(closure)
+        def evaluation(*args: Any, **kwargs: Any) -> Any:
+            loss = closure(*args, **kwargs)
+            self._safely(self.tracker.on_step, optimizer, False)
+            return loss
+
+        return evaluation

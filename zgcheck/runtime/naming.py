@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 import weakref
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Dict, Iterable, Optional, Tuple
 
 import torch
@@ -21,6 +22,13 @@ class ParamNamer:
         self._names: Dict[int, Tuple[weakref.ref, str]] = {}
 
     def learn(self, frame: Optional[FrameType]) -> None:
+        # Reading attributes of the user's objects must not show the user
+        # deprecation warnings their own code never triggered.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._learn_frames(frame)
+
+    def _learn_frames(self, frame: Optional[FrameType]) -> None:
         seen = 0
         while frame is not None and seen < _MAX_FRAMES:
             if is_user_file(frame.f_code.co_filename):
@@ -32,8 +40,8 @@ class ParamNamer:
     def _learn_value(self, var: str, value: object) -> None:
         if isinstance(value, torch.nn.Module):
             self._learn_module(var, value)
-        elif isinstance(value, torch.optim.Optimizer) or isinstance(value, type):
-            return
+        elif isinstance(value, (torch.optim.Optimizer, type, ModuleType)):
+            return  # a module's attributes are its API, not the user's models
         elif var == "self" or not var.startswith("_"):
             # One level into plain objects: `self.model`, `trainer.net`.
             for attr, inner in list(getattr(value, "__dict__", {}).items()):

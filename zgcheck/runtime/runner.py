@@ -3,6 +3,7 @@ and restores the interpreter afterwards so that many scripts can share it."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 import runpy
@@ -15,11 +16,12 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
-from typing import Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from zgcheck.runtime.hooks import Instrumentation
+from zgcheck.runtime.processes import ChildReports
 from zgcheck.runtime.tracker import Tracker
 from zgcheck.types import Diagnostic
 
@@ -34,8 +36,12 @@ class RuntimeResult:
     error: Optional[str] = None  # the script's own traceback, if it raised
     # Tracebacks of the checker's own failures (the script ran on regardless).
     internal_errors: Tuple[str, ...] = ()
-    # Events observed: {"backward": n, "step": n, "zero": n} (absent when none).
+    # Events observed: {"backward": n, "step": n, "zero": n} (absent when none),
+    # added up over the script's process and its instrumented children.
     counts: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    optimizers: int = 0  # distinct optimizers seen
+    children: int = 0  # child processes that reported a backward, step or zero
+    started: bool = True  # False: no such script or module (`error` says which)
 
 
 class ScriptTimeout(BaseException):
@@ -47,38 +53,81 @@ def run_script(
     path: str,
     argv: Optional[Sequence[str]] = None,
     *,
-    seed: Optional[int] = 0,
+    seed: Optional[int] = None,
     timeout: Optional[float] = None,
+    foreign: bool = False,
 ) -> RuntimeResult:
     """Run `path` as `__main__` with `sys.argv == [path, *argv]` under the checker.
 
-    `seed` seeds torch and `random` first (None leaves them alone); `timeout`
-    (seconds, main thread only) stops a script that runs too long.
+    `seed` seeds torch, `random` and numpy first (None leaves them alone);
+    `timeout` (seconds, main thread only) stops a script that runs too long;
+    `foreign` reports ZG003 too (off until the static checker has the rule).
     """
     script = os.path.abspath(path)
     if not os.path.isfile(script):
-        return RuntimeResult(script, (), 2, f"can't open file {path!r}: no such file")
-    tracker = Tracker()
+        return RuntimeResult(script, (), 2, f"can't open file {path!r}: no such file", started=False)
+    run = lambda: runpy.run_path(script, run_name="__main__")  # noqa: E731
+    return _run(script, run, [path, *(argv or ())], os.path.dirname(script), seed, timeout, foreign)
+
+
+def run_module(
+    name: str,
+    argv: Optional[Sequence[str]] = None,
+    *,
+    seed: Optional[int] = None,
+    timeout: Optional[float] = None,
+    foreign: bool = False,
+) -> RuntimeResult:
+    """Run module `name` as `python -m name ARGV` would, under the checker."""
+    cwd = os.getcwd()
+    with _isolated(cwd, [name]):
+        try:
+            origin = _module_origin(name)
+        except Exception as exc:  # what `python -m` says of it, on one line
+            error = f"Error while finding module specification for {name!r} ({type(exc).__name__}: {exc})"
+            return RuntimeResult(name, (), 2, error, started=False)
+    if origin is None:
+        return RuntimeResult(name, (), 2, f"No module named {name!r}", started=False)
+    run = lambda: runpy.run_module(name, run_name="__main__", alter_sys=True)  # noqa: E731
+    return _run(origin, run, [origin, *(argv or ())], cwd, seed, timeout, foreign)
+
+
+def _module_origin(name: str) -> Optional[str]:
+    spec = importlib.util.find_spec(name)
+    if spec is not None and spec.submodule_search_locations is not None:
+        spec = importlib.util.find_spec(name + ".__main__")
+    return spec.origin if spec is not None and spec.has_location else None
+
+
+def _run(script: str, run: Callable[[], object], argv: List[str], path0: str,
+         seed: Optional[int], timeout: Optional[float], foreign: bool) -> RuntimeResult:
+    tracker = Tracker(foreign)
     instrumentation = Instrumentation(tracker)
     exit_code, error = 0, None
-    with _isolated(script, [path, *(argv or ())]):
+    with _isolated(path0, argv), ChildReports(foreign) as children:
         if seed is not None:
             _seed(seed)
         try:
             # The timer is innermost: it is off before the patches come out.
-            with instrumentation, _time_limit(timeout):
-                runpy.run_path(script, run_name="__main__")
+            with instrumentation, children.watching(tracker, instrumentation), _time_limit(timeout):
+                run()
         except SystemExit as exc:
             exit_code = _exit_code(exc.code)
         except (Exception, ScriptTimeout) as exc:
             exit_code, error = 1, _format_error(exc, script)
+        reports = children.collect()
+    for report in reports:
+        tracker.findings.merge(report.findings, report.origin)
     return RuntimeResult(
         path=script,
         diagnostics=tracker.findings.diagnostics(),
         exit_code=exit_code,
         error=error,
-        internal_errors=tuple(instrumentation.errors),
-        counts=MappingProxyType(dict(tracker.counts)),
+        internal_errors=tuple(instrumentation.errors) + tuple(e for r in reports for e in r.errors)
+        + children.errors,
+        counts=MappingProxyType(dict(sum((r.counts for r in reports), tracker.counts))),
+        optimizers=tracker.optimizers_seen + sum(r.optimizers for r in reports),
+        children=sum(1 for r in reports if r.counts),
     )
 
 
@@ -123,7 +172,7 @@ def _is_script_module(module: object) -> bool:
 
 
 @contextmanager
-def _isolated(script: str, argv: List[str]) -> Iterator[None]:
+def _isolated(path0: str, argv: List[str]) -> Iterator[None]:
     """Sets argv, sys.path[0] and the cwd like the interpreter would; restores
     them, torch's global switches and the module table afterwards."""
     saved_argv, saved_path, saved_cwd = sys.argv[:], sys.path[:], os.getcwd()
@@ -136,7 +185,7 @@ def _isolated(script: str, argv: List[str]) -> Iterator[None]:
         torch.is_anomaly_enabled(),
     )
     sys.argv = list(argv)
-    sys.path[0:1] = [os.path.dirname(script)]
+    sys.path[0:1] = [path0]
     try:
         with warnings.catch_warnings():
             yield

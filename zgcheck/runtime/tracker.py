@@ -1,12 +1,23 @@
 """Per-parameter gradient state, driven by the backward / step / zero events the
-hooks report. Decides *stale* (ZG001) and *wiped* (ZG002), see DESIGN.md §7.
+hooks report. Decides *stale* (ZG001), *wiped* (ZG002) and *foreign* (ZG003),
+see DESIGN.md §7.
 
 A parameter's gradient goes through these observations:
-- a step of one of its optimizers with a non-zero `.grad` marks it *consumed*;
+- a step of one of its optimizers with a non-zero `.grad` marks it *consumed*
+  by that optimizer;
 - seeing `.grad` None or all zero (at a backward, a zero call or a step) clears
   *consumed* and *stale*;
 - a backward that finds it consumed and still non-zero marks it *stale*; the next
-  step that still finds it non-zero applied the leftover: ZG001 at that step;
+  step, by an optimizer that consumed it, that still finds it non-zero applied
+  the leftover: ZG001 at that step;
+- each backward that changes it is a *contribution*; a step consumes every
+  contribution in its parameters' gradients. When a step of o finds, in one
+  of its parameters, a contribution B1 that another optimizer's step already
+  consumed, followed by a later contribution B2 (a backward for o), it
+  applies B1 a second time: ZG003 at that step, unless the parameter is
+  stale for o (ZG001 says it, and its fix also clears B1). Off unless asked
+  for (`Tracker(foreign=True)`) until the static checker has ZG003: the two
+  must agree on every fixture;
 - a backward that leaves a non-zero gradient marks it *pending*; a zero call that
   clears a pending gradient marks it *wiped* (remembering the call); a step that
   finds a pending/wiped gradient None or zero lost it: ZG002 at the wiping call
@@ -20,7 +31,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections import Counter
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 import torch
 
@@ -29,18 +40,25 @@ from zgcheck.runtime.naming import ParamNamer
 from zgcheck.runtime.sites import Site, current_site, user_frame
 
 NONE, PENDING, WIPED = 0, 1, 2
+# Contributions remembered per parameter, and backwards remembered in all: a
+# gradient never cleared keeps no more (ZG001 is reported for it anyway).
+_MAX_CONTRIBUTIONS = 16
+_MAX_BACKWARDS = 1024
+_NOBODY: FrozenSet[int] = frozenset()
 
 
 class _State:
     __slots__ = (
-        "ref", "consumed", "stale", "stale_site", "pending", "pending_norm", "wiper",
+        "ref", "consumed", "stale", "stale_by", "stale_site", "pending", "pending_norm", "wiper",
         "stale_reached", "backward_site", "nz_ref", "nz_version", "pre_grad", "pre_version",
+        "contributions", "latest",
     )
 
     def __init__(self, ref: weakref.ref) -> None:
         self.ref = ref
-        self.consumed = False
+        self.consumed = _NOBODY  # ids of the optimizers that stepped it
         self.stale: Optional[float] = None  # norm of the leftover found at a backward
+        self.stale_by = _NOBODY  # who consumed that leftover
         self.stale_site: Optional[Site] = None
         self.stale_reached = False  # whether stale_site is a backward that added to it
         self.pending = NONE
@@ -53,11 +71,17 @@ class _State:
         # The grad before the running backward, to tell whether it reached us.
         self.pre_grad: Optional[torch.Tensor] = None
         self.pre_version = -1
+        # Serial numbers of the backwards in .grad since it was last cleared: the
+        # first few, and the latest.
+        self.contributions: Tuple[int, ...] = ()
+        self.latest = 0
 
     def cleared(self) -> None:
-        self.consumed = False
+        self.consumed = _NOBODY
         self.stale = None
+        self.stale_by = _NOBODY
         self.stale_site = None
+        self.contributions = ()
         if self.pending == PENDING:
             self.pending = WIPED  # by something we did not see: the step reports it
 
@@ -116,17 +140,34 @@ Entry = Tuple[_State, torch.Tensor]
 
 
 class Tracker:
-    def __init__(self) -> None:
+    def __init__(self, foreign: bool = False) -> None:
+        self.foreign = foreign
         self.findings = Findings()
         self.counts: Counter = Counter()
+        self.optimizers_seen = 0
+        self.on_report: Optional[Callable[[], None]] = None  # called before each finding
+        self._serial = 0  # of the last backward
+        # Per recent backward: where it ran, and {id(optimizer): step site} of the
+        # steps that consumed it.
+        self._backward_sites: Dict[int, Optional[Site]] = {}
+        self._consumers: Dict[int, Dict[int, Optional[Site]]] = {}
         self._namer = ParamNamer()
         self._optimizers: "weakref.WeakSet[torch.optim.Optimizer]" = weakref.WeakSet()
         self._states: Dict[int, _State] = {}
 
+    def reset_record(self) -> None:
+        """Forget what was found and counted, keep the gradients' state: a forked
+        child goes on from where its parent was, and reports only its own part."""
+        self.findings = Findings()
+        self.counts = Counter()
+        self.optimizers_seen = 0
+
     # -- bookkeeping -------------------------------------------------------
 
     def add_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        self._optimizers.add(optimizer)
+        if optimizer not in self._optimizers:
+            self._optimizers.add(optimizer)
+            self.optimizers_seen += 1
 
     def _state(self, param: torch.Tensor) -> _State:
         key = id(param)
@@ -170,6 +211,11 @@ class Tracker:
     def before_backward(self) -> Tuple[List[Tuple[object, List[Entry]]], Optional[Site]]:
         self.counts["backward"] += 1
         site = current_site()
+        self._serial += 1
+        self._backward_sites[self._serial] = site
+        old = self._serial - _MAX_BACKWARDS
+        self._backward_sites.pop(old, None)
+        self._consumers.pop(old, None)
         groups = [(opt, self._optimizer_entries(opt)) for opt in list(self._optimizers)]
         for state, param in self._unique(groups):
             grad = param.grad
@@ -180,10 +226,11 @@ class Tracker:
             elif (state.consumed or state.stale is not None or state.pending) and self._observe(state, grad):
                 if state.consumed and state.stale is None:
                     state.stale, state.stale_site, state.stale_reached = _norm(grad), site, False
-        return groups, site
+                    state.stale_by = state.consumed
+        return groups, (site, self._serial)
 
     def after_backward(self, token) -> None:
-        groups, site = token
+        groups, (site, serial) = token
         reached = set()
         for state, param in self._unique(groups):
             grad, before = param.grad, state.pre_grad
@@ -195,6 +242,9 @@ class Tracker:
             if self._nonzero(state, grad):
                 reached.add(id(param))
                 state.pending, state.wiper, state.backward_site = PENDING, None, site
+                if self.foreign and len(state.contributions) < _MAX_CONTRIBUTIONS:
+                    state.contributions += (serial,)
+                state.latest = serial
         if not reached:
             return
         for _, entries in groups:
@@ -240,28 +290,69 @@ class Tracker:
                     site = current_site()
                 state.wiper, state.pending_norm = site, norm
 
-    def on_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """The optimizer applies the parameters' current gradients now."""
+    def count_step(self) -> None:
         self.counts["step"] += 1
+
+    def on_step(self, optimizer: torch.optim.Optimizer, counted: bool = True) -> None:
+        """The optimizer applies the parameters' current gradients now (`counted`
+        False: a closure evaluation inside a step, counted by the step)."""
+        if counted:
+            self.counts["step"] += 1
         self.add_optimizer(optimizer)
+        key = id(optimizer)
+        step_site: Optional[Site] = None
         stale: List[Tuple[torch.Tensor, float, Optional[Site]]] = []
         wiped: Dict[Optional[Site], List[Tuple[torch.Tensor, float, Optional[Site]]]] = {}
+        foreign: List[Tuple[torch.Tensor, int, Optional[Site]]] = []
         for state, param in self._optimizer_entries(optimizer):
             grad = param.grad
             nonzero = grad is not None and self._nonzero(state, grad)
-            if state.stale is not None and nonzero:
+            if state.stale is not None and nonzero and key in state.stale_by:
                 stale.append((param, state.stale, state.stale_site))
+            elif nonzero and state.contributions:
+                first = self._consumed_elsewhere(state, key)
+                if first is not None:
+                    foreign.append((param, first, state.backward_site))
             if state.pending and not nonzero:
                 wiped.setdefault(state.wiper, []).append((param, state.pending_norm, state.backward_site))
-            state.consumed = nonzero
-            state.stale, state.stale_site = None, None
+            if not nonzero:
+                state.consumed = _NOBODY
+            elif key not in state.consumed:
+                state.consumed = state.consumed | {key}
+            if nonzero and state.contributions:
+                if step_site is None:
+                    step_site = current_site()
+                self._consume(state, key, step_site)
+            state.stale, state.stale_by, state.stale_site = None, _NOBODY, None
             state.pending, state.wiper, state.pending_norm = NONE, None, math.nan
-        if stale or wiped:
-            self._report(stale, wiped)
+        if stale or wiped or foreign:
+            self._report(stale, wiped, foreign, key)
 
-    def _report(self, stale, wiped) -> None:
+    def _consumed_elsewhere(self, state: _State, key: int) -> Optional[int]:
+        """The first contribution in the gradient that another optimizer's step
+        already applied, when a later backward added to it."""
+        for serial in state.contributions:
+            if serial >= state.latest:
+                return None
+            consumers = self._consumers.get(serial)
+            if consumers and any(other != key for other in consumers):
+                return serial
+        return None
+
+    def _consume(self, state: _State, key: int, site: Optional[Site]) -> None:
+        for serial in state.contributions + (state.latest,):
+            consumers = self._consumers.get(serial)
+            if consumers is None:
+                if serial in self._backward_sites:
+                    self._consumers[serial] = {key: site}
+            elif key not in consumers:
+                consumers[key] = site
+
+    def _report(self, stale, wiped, foreign, key: int) -> None:
+        if self.on_report is not None:
+            self.on_report()
         step = current_site() or Site("<unknown>", 0)
-        params = [p for p, _, _ in stale] + [p for found in wiped.values() for p, _, _ in found]
+        params = [p for p, _, _ in stale + foreign] + [p for found in wiped.values() for p, _, _ in found]
         if not self._namer.knows_all(params):
             self._namer.learn(user_frame())
         name = self._namer.name
@@ -269,3 +360,8 @@ class Tracker:
             self.findings.add_stale(step, [(name(p), m) for p, m, _ in stale], stale[0][2])
         for zero, found in wiped.items():
             self.findings.add_wiped(zero, step, [(name(p), m) for p, m, _ in found], found[0][2])
+        if foreign:
+            _, first, later = foreign[0]
+            other = next(site for k, site in self._consumers[first].items() if k != key)
+            self.findings.add_foreign(step, [name(p) for p, _, _ in foreign],
+                                      self._backward_sites.get(first), other, later)
