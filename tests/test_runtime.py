@@ -237,10 +237,9 @@ for i in range(4):
 """)
 
 
-@pytest.mark.parametrize("foreign", [False, True])
-def test_parameter_shared_by_two_optimizers(tmp_path, foreign):
+def test_parameter_shared_by_two_optimizers(tmp_path):
     # One loss stepped by two optimizers, with no backward in between: not ZG003 either.
-    clean(tmp_path, foreign=foreign, body="""
+    clean(tmp_path, body="""
 shared, a, b = nn.Linear(4, 4), nn.Linear(4, 1), nn.Linear(4, 1)
 opt1 = torch.optim.SGD(list(shared.parameters()) + list(a.parameters()), lr=0.01)
 opt2 = torch.optim.SGD(list(shared.parameters()) + list(b.parameters()), lr=0.01)
@@ -388,14 +387,17 @@ def test_gan_each_model_zeroed_is_clean(tmp_path):
 
 
 def test_gan_discriminator_never_zeroed(tmp_path):
-    clean(tmp_path, GAN.format(zero_d="pass", zero_g="netG.zero_grad()", mark_d="  # expect: ZG001", mark_g=""))
+    # D applies its own leftovers (ZG001) and errG's part in its gradients, which
+    # optimizerG.step() already applied for G (ZG003): the static checker agrees.
+    clean(tmp_path, GAN.format(zero_d="pass", zero_g="netG.zero_grad()", mark_d="  # expect: ZG001, ZG003",
+                               mark_g=""))
 
 
 def test_gan_generator_never_zeroed(tmp_path):
     clean(tmp_path, GAN.format(zero_d="netD.zero_grad()", zero_g="pass", mark_d="", mark_g="  # expect: ZG001"))
 
 
-# -- another optimizer's loss (ZG003, opt-in: foreign=True) ------------------
+# -- another optimizer's loss (ZG003) ------------------------------------------
 
 TRUNK = """
 trunk, head1, head2 = nn.Linear(4, 4), nn.Linear(4, 1), nn.Linear(4, 1)
@@ -414,8 +416,7 @@ for i in range(4):
 
 
 def test_shared_trunk_two_losses_stepped_in_turn_is_foreign(tmp_path):
-    result = clean(tmp_path, TRUNK.format(zero_between="opt2.zero_grad()", zero_after="", mark="  # expect: ZG003"),
-                   foreign=True)
+    result = clean(tmp_path, TRUNK.format(zero_between="opt2.zero_grad()", zero_after="", mark="  # expect: ZG003"))
     (diag,) = result.diagnostics
     assert diag.name == "another-optimizers-loss"
     step = diag.span.start_line
@@ -423,30 +424,24 @@ def test_shared_trunk_two_losses_stepped_in_turn_is_foreign(tmp_path):
     assert sorted(diag.evidence[1:]) == ["trunk.bias", "trunk.weight"]
 
 
-def test_shared_trunk_is_neither_zg001_nor_reported_without_foreign(tmp_path):
-    # The static checker has no ZG003 yet, and no ZG001 here (opt2 never applies
-    # its own leftovers): by default the runtime agrees.
-    clean(tmp_path, TRUNK.format(zero_between="opt2.zero_grad()", zero_after="", mark=""))
-
-
 def test_shared_trunk_zeroed_before_the_second_loss_is_clean(tmp_path):
-    clean(tmp_path, TRUNK.format(zero_between="", zero_after="opt2.zero_grad()", mark=""), foreign=True)
+    clean(tmp_path, TRUNK.format(zero_between="", zero_after="opt2.zero_grad()", mark=""))
 
 
 def test_gan_zeroed_once_at_the_top_with_undetached_d_loss_is_foreign(tmp_path):
     # errD reaches netG through the undetached fake batch; optimizerD.step()
     # applies errD; errG adds to netG's gradients, which still hold errD's part.
     clean(tmp_path, GAN.format(zero_d="optimizerD.zero_grad(); optimizerG.zero_grad()", zero_g="pass",
-                               mark_d="", mark_g="  # expect: ZG003").replace(".detach()", ""), foreign=True)
+                               mark_d="", mark_g="  # expect: ZG003").replace(".detach()", ""))
 
 
 @pytest.mark.parametrize("zero_d, zero_g, mark_d, mark_g", [
     ("netD.zero_grad()", "netG.zero_grad()", "", ""),
-    ("pass", "netG.zero_grad()", "  # expect: ZG001", ""),
+    ("pass", "netG.zero_grad()", "  # expect: ZG001, ZG003", ""),
     ("netD.zero_grad()", "pass", "", "  # expect: ZG001"),
 ], ids=["dcgan", "d-never-zeroed", "g-never-zeroed"])
-def test_gan_verdicts_do_not_change_with_foreign(tmp_path, zero_d, zero_g, mark_d, mark_g):
-    clean(tmp_path, GAN.format(zero_d=zero_d, zero_g=zero_g, mark_d=mark_d, mark_g=mark_g), foreign=True)
+def test_gan_verdicts_where_each_model_is_zeroed_before_its_own_loss(tmp_path, zero_d, zero_g, mark_d, mark_g):
+    clean(tmp_path, GAN.format(zero_d=zero_d, zero_g=zero_g, mark_d=mark_d, mark_g=mark_g))
 
 
 def test_accumulation_is_not_foreign(tmp_path):
@@ -456,7 +451,7 @@ for i, (x, y) in enumerate(data):
     if i % 2 == 1:
         optimizer.step()
         optimizer.zero_grad()
-""", foreign=True)
+""")
 
 
 # -- closures (LBFGS) ----------------------------------------------------------

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from zgcheck.runtime.sites import Site
+from zgcheck.codes import CODES
 from zgcheck.types import Diagnostic, Related
 
-MISSING = ("ZG001", "missing-zero-grad")
-WIPED = ("ZG002", "zero-grad-before-step")
-FOREIGN = ("ZG003", "another-optimizers-loss")
+MISSING = ("ZG001", CODES["ZG001"].name)
+WIPED = ("ZG002", CODES["ZG002"].name)
+FOREIGN = ("ZG003", CODES["ZG003"].name)
 _RULES = {rule[0]: rule for rule in (MISSING, WIPED, FOREIGN)}
 
 # Parameters named in a diagnostic's evidence; the rest are counted.

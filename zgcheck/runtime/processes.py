@@ -42,7 +42,6 @@ from zgcheck.runtime.hooks import Instrumentation
 from zgcheck.runtime.tracker import Tracker
 
 # Children report ZG003 too when this is "1".
-FOREIGN_ENV = "ZGCHECK_RUNTIME_FOREIGN"
 
 # The directory that holds the zgcheck package, for a child that cannot import it.
 _ZGCHECK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -86,8 +85,7 @@ _fork_handler_installed = False
 class ChildReports:
     """`with ChildReports() as children:` for one run of a script."""
 
-    def __init__(self, foreign: bool = False) -> None:
-        self.foreign = foreign
+    def __init__(self) -> None:
         self.directory = ""
         self.errors: Tuple[str, ...] = ()
         self._saved_env: Dict[str, Optional[str]] = {}
@@ -101,7 +99,6 @@ class ChildReports:
         path = os.environ.get("PYTHONPATH")
         self._set_env("PYTHONPATH", site + (os.pathsep + path if path else ""))
         self._set_env(boot.REPORT_DIR_ENV, self.directory)
-        self._set_env(FOREIGN_ENV, "1" if self.foreign else "")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -259,7 +256,7 @@ def _install_fork_handler() -> None:
 
 def start_child(directory: str) -> None:
     """Instruments this (fresh) child process for the rest of its life."""
-    tracker = Tracker(foreign=os.environ.get(FOREIGN_ENV) == "1")
+    tracker = Tracker()
     instrumentation = Instrumentation(tracker)
     instrumentation.__enter__()
     _install_fork_handler()

@@ -55,19 +55,17 @@ def run_script(
     *,
     seed: Optional[int] = None,
     timeout: Optional[float] = None,
-    foreign: bool = False,
 ) -> RuntimeResult:
     """Run `path` as `__main__` with `sys.argv == [path, *argv]` under the checker.
 
     `seed` seeds torch, `random` and numpy first (None leaves them alone);
-    `timeout` (seconds, main thread only) stops a script that runs too long;
-    `foreign` reports ZG003 too (off until the static checker has the rule).
+    `timeout` (seconds, main thread only) stops a script that runs too long.
     """
     script = os.path.abspath(path)
     if not os.path.isfile(script):
         return RuntimeResult(script, (), 2, f"can't open file {path!r}: no such file", started=False)
     run = lambda: runpy.run_path(script, run_name="__main__")  # noqa: E731
-    return _run(script, run, [path, *(argv or ())], os.path.dirname(script), seed, timeout, foreign)
+    return _run(script, run, [path, *(argv or ())], os.path.dirname(script), seed, timeout)
 
 
 def run_module(
@@ -76,7 +74,6 @@ def run_module(
     *,
     seed: Optional[int] = None,
     timeout: Optional[float] = None,
-    foreign: bool = False,
 ) -> RuntimeResult:
     """Run module `name` as `python -m name ARGV` would, under the checker."""
     cwd = os.getcwd()
@@ -89,7 +86,7 @@ def run_module(
     if origin is None:
         return RuntimeResult(name, (), 2, f"No module named {name!r}", started=False)
     run = lambda: runpy.run_module(name, run_name="__main__", alter_sys=True)  # noqa: E731
-    return _run(origin, run, [origin, *(argv or ())], cwd, seed, timeout, foreign)
+    return _run(origin, run, [origin, *(argv or ())], cwd, seed, timeout)
 
 
 def _module_origin(name: str) -> Optional[str]:
@@ -100,11 +97,11 @@ def _module_origin(name: str) -> Optional[str]:
 
 
 def _run(script: str, run: Callable[[], object], argv: List[str], path0: str,
-         seed: Optional[int], timeout: Optional[float], foreign: bool) -> RuntimeResult:
-    tracker = Tracker(foreign)
+         seed: Optional[int], timeout: Optional[float]) -> RuntimeResult:
+    tracker = Tracker()
     instrumentation = Instrumentation(tracker)
     exit_code, error = 0, None
-    with _isolated(path0, argv), ChildReports(foreign) as children:
+    with _isolated(path0, argv), ChildReports() as children:
         if seed is not None:
             _seed(seed)
         try:

@@ -14,10 +14,9 @@ A parameter's gradient goes through these observations:
   contribution in its parameters' gradients. When a step of o finds, in one
   of its parameters, a contribution B1 that another optimizer's step already
   consumed, followed by a later contribution B2 (a backward for o), it
-  applies B1 a second time: ZG003 at that step, unless the parameter is
-  stale for o (ZG001 says it, and its fix also clears B1). Off unless asked
-  for (`Tracker(foreign=True)`) until the static checker has ZG003: the two
-  must agree on every fixture;
+  applies B1 a second time: ZG003 at that step (also when the parameter is
+  stale for o: ZG001's fix, a zero after the step, does not clear a B1 that
+  comes after it);
 - a backward that leaves a non-zero gradient marks it *pending*; a zero call that
   clears a pending gradient marks it *wiped* (remembering the call); a step that
   finds a pending/wiped gradient None or zero lost it: ZG002 at the wiping call
@@ -140,8 +139,7 @@ Entry = Tuple[_State, torch.Tensor]
 
 
 class Tracker:
-    def __init__(self, foreign: bool = False) -> None:
-        self.foreign = foreign
+    def __init__(self) -> None:
         self.findings = Findings()
         self.counts: Counter = Counter()
         self.optimizers_seen = 0
@@ -242,7 +240,7 @@ class Tracker:
             if self._nonzero(state, grad):
                 reached.add(id(param))
                 state.pending, state.wiper, state.backward_site = PENDING, None, site
-                if self.foreign and len(state.contributions) < _MAX_CONTRIBUTIONS:
+                if len(state.contributions) < _MAX_CONTRIBUTIONS:
                     state.contributions += (serial,)
                 state.latest = serial
         if not reached:
@@ -300,16 +298,16 @@ class Tracker:
             self.counts["step"] += 1
         self.add_optimizer(optimizer)
         key = id(optimizer)
-        step_site: Optional[Site] = None
         stale: List[Tuple[torch.Tensor, float, Optional[Site]]] = []
         wiped: Dict[Optional[Site], List[Tuple[torch.Tensor, float, Optional[Site]]]] = {}
         foreign: List[Tuple[torch.Tensor, int, Optional[Site]]] = []
+        applied: List[_State] = []  # consumed after the loop: a backward is judged as it was before
         for state, param in self._optimizer_entries(optimizer):
             grad = param.grad
             nonzero = grad is not None and self._nonzero(state, grad)
             if state.stale is not None and nonzero and key in state.stale_by:
                 stale.append((param, state.stale, state.stale_site))
-            elif nonzero and state.contributions:
+            if nonzero and state.contributions:
                 first = self._consumed_elsewhere(state, key)
                 if first is not None:
                     foreign.append((param, first, state.backward_site))
@@ -320,22 +318,25 @@ class Tracker:
             elif key not in state.consumed:
                 state.consumed = state.consumed | {key}
             if nonzero and state.contributions:
-                if step_site is None:
-                    step_site = current_site()
-                self._consume(state, key, step_site)
+                applied.append(state)
             state.stale, state.stale_by, state.stale_site = None, _NOBODY, None
             state.pending, state.wiper, state.pending_norm = NONE, None, math.nan
+        if applied:
+            step_site = current_site()
+            for state in applied:
+                self._consume(state, key, step_site)
         if stale or wiped or foreign:
             self._report(stale, wiped, foreign, key)
 
     def _consumed_elsewhere(self, state: _State, key: int) -> Optional[int]:
         """The first contribution in the gradient that another optimizer's step
-        already applied, when a later backward added to it."""
+        already applied, and this one has not (then it is this optimizer's own
+        leftover: ZG001), when a later backward added to it."""
         for serial in state.contributions:
             if serial >= state.latest:
                 return None
             consumers = self._consumers.get(serial)
-            if consumers and any(other != key for other in consumers):
+            if consumers and key not in consumers and any(other != key for other in consumers):
                 return serial
         return None
 
