@@ -5,10 +5,15 @@ from __future__ import annotations
 import ast
 from contextlib import contextmanager
 import io
+import os
 import re
+import stat
+import sys
+import threading
 import tokenize
+import warnings
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar, Union
 
 import libcst as cst
 from libcst._nodes.internal import CodegenState
@@ -30,6 +35,22 @@ INTERNAL_ERROR = ("ZG999", "internal-error")
 BACKWARD_BYTES = re.compile(rb"\.\s*(?:manual_)?backward\s*\(|import[^\n]*\bbackward\b")
 BACKWARD_TEXT = re.compile(BACKWARD_BYTES.pattern.decode())
 _NEWLINE = re.compile(r"\r\n?|\n")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+$")  # a line as CPython counts them, ending kept
+
+# What `python file.py` refuses is screened with CPython's compiler at its default
+# recursion limit before libcst sees it; what it accepts is parsed and analysed on a
+# thread with room for the few thousand levels of nesting that this allows.
+CPYTHON_RECURSION_LIMIT = max(1000, sys.getrecursionlimit())
+DEEP_RECURSION_LIMIT = 60_000
+DEEP_STACK_BYTES = 256 * 1024 * 1024
+# A run of this many blank or comment lines between two statements reaches libcst as
+# one string statement over the same lines: cost follows the code, not the file's size.
+QUIET_RUN = 64
+_QUIET_RUN = re.compile(r"(?:^[ \t\f]*(?:#[^\r\n]*)?(?:\r\n?|\n)){%d}" % QUIET_RUN, re.M)
+_QUIET_LINE = re.compile(r"[ \t\f]*(?:#[^\r\n]*)?(?:\r\n?|\n)?$")
+# A form feed in the indentation of a line that starts a statement: CPython resets
+# the indentation column there, libcst does not.
+_FORM_FEED_INDENT = re.compile(r"^[ \t\f]*\f[ \t\f]*[^ \t\f#\r\n]", re.M)
 
 
 def may_hold_events(data: Union[bytes, str], backward_names: Iterable[str] = ()) -> bool:
@@ -70,10 +91,96 @@ def decode(data: bytes, path: str) -> Union[Tuple[str, str], Diagnostic]:
         return tool_diagnostic(DECODE_ERROR, path, f"cannot decode: {detail}", line, 1)
 
 
-def parse(text: str, path: str) -> Union[ParsedSource, Diagnostic]:
-    """Parse decoded source text; positions are over that text."""
+def read_bytes(path: str) -> bytes:
+    """A file's bytes; OSError for anything but a regular file (reading a FIFO would block)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
+                else "a socket" if stat.S_ISSOCK(mode) else "a directory" if stat.S_ISDIR(mode) else "special"
+            raise OSError(0, f"not a regular file ({kind})")
+        return handle.read()
+
+
+T = TypeVar("T")
+
+
+def with_deep_stack(fn: Callable[..., T], *args) -> T:
+    """fn(*args) on a thread with a large stack and recursion limit: libcst and the analysis
+    recurse once per nesting level, and code that CPython compiles can nest thousands deep."""
+    if threading.current_thread().name == "zgcheck-deep":
+        return fn(*args)
+    outcome: List[tuple] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, fn(*args)))
+        except BaseException as err:  # handed to the caller's thread
+            outcome.append((False, err))
+
+    old_limit = sys.getrecursionlimit()
+    old_size = threading.stack_size()
     try:
-        module = cst.parse_module(text)
+        threading.stack_size(DEEP_STACK_BYTES)
+        thread = threading.Thread(target=target, name="zgcheck-deep", daemon=True)
+        sys.setrecursionlimit(max(old_limit, DEEP_RECURSION_LIMIT))
+        thread.start()
+    except (ValueError, RuntimeError, MemoryError):  # no big stacks here: run as we are
+        threading.stack_size(old_size)
+        sys.setrecursionlimit(old_limit)
+        return fn(*args)
+    threading.stack_size(old_size)
+    try:
+        thread.join()
+    finally:
+        sys.setrecursionlimit(old_limit)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
+def screen(text: str, path: str) -> Optional[Diagnostic]:
+    """ZG901 for source that CPython refuses to compile (syntax, NUL bytes, nesting past its
+    limits), as `python file.py` would report it; None for source it accepts."""
+    source = text[1:] if text.startswith("\ufeff") else text
+    if "\0" in source:  # CPython's message for it has no position
+        line, col = _position(source, source.find("\0"))
+        return tool_diagnostic(PARSE_ERROR, path, "cannot parse: source code cannot contain null bytes", line, col)
+    old_limit = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(CPYTHON_RECURSION_LIMIT)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarnings are the user's business
+            compile(source, path, "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    except SyntaxError as err:
+        return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {err.msg}", err.lineno or 1, err.offset or 1)
+    except (RecursionError, MemoryError, ValueError):
+        return tool_diagnostic(PARSE_ERROR, path, "cannot parse: nested too deeply for CPython to compile it")
+    finally:
+        sys.setrecursionlimit(old_limit)
+    return None
+
+
+def _position(text: str, offset: int) -> Tuple[int, int]:
+    before = text[:offset]
+    return len(_NEWLINE.findall(before)) + 1, offset - max(before.rfind("\n"), before.rfind("\r"))
+
+
+def parse(text: str, path: str) -> Union[ParsedSource, Diagnostic]:
+    """Parse decoded source text; positions are over that text.
+
+    Source CPython refuses is ZG901 before libcst sees it. libcst parses a copy of
+    the text with the same lines: form feeds become spaces (a statement's indentation
+    keeps only what follows its last form feed, as CPython counts it, and the line's
+    positions are mapped back), long blank or comment runs become one string."""
+    refused = screen(text, path)
+    if refused is not None:
+        return refused
+    copy, shifts = _libcst_copy(text)
+    try:
+        module = cst.parse_module(copy)
     except cst.ParserSyntaxError as err:
         line, col, detail = _python_syntax_error(text, path) or (
             err.raw_line, err.raw_column + 1, str(err.message).strip().splitlines()[0])
@@ -81,9 +188,108 @@ def parse(text: str, path: str) -> Union[ParsedSource, Diagnostic]:
     except RecursionError:
         return tool_diagnostic(PARSE_ERROR, path, "cannot parse: nesting too deep")
     try:
-        return ParsedSource(path, module, positions_of(module))
+        return ParsedSource(path, module, _shifted(positions_of(module), shifts))
     except RecursionError:
         return tool_diagnostic(PARSE_ERROR, path, "cannot analyse: expressions nested too deeply")
+
+
+def _libcst_copy(text: str) -> Tuple[str, Dict[int, Tuple[int, int]]]:
+    """The text libcst parses, and {line: (columns dropped, line length)} for lines whose
+    statement starts after a form feed (their positions are shifted back)."""
+    shifts: Dict[int, Tuple[int, int]] = {}
+    quiet = _QUIET_RUN.search(text) is not None
+    if "\f" not in text and not quiet:
+        return text, shifts
+    lines = _LINE.findall(text)
+    if "\f" in text:
+        starts = _statement_starts(text) if _FORM_FEED_INDENT.search(text) else set()
+        for number in starts:
+            line = lines[number - 1]
+            body = line.rstrip("\r\n")
+            indent = len(body) - len(body.lstrip(" \t\f"))
+            if "\f" not in body[:indent]:
+                continue
+            dropped = body.rfind("\f", 0, indent) + 1
+            content = body[dropped:].replace("\f", " ")
+            pad = " " * dropped
+            content = content[:-1] + pad + "\\" if content.endswith("\\") else content + pad
+            lines[number - 1] = content + line[len(body):]
+            shifts[number] = (dropped, len(body))
+        lines = [line.replace("\f", " ") for line in lines]
+    if quiet:
+        _quiet_runs_as_strings(text, lines)
+    return "".join(lines), shifts
+
+
+def _statement_starts(text: str) -> set:
+    """Numbers of the lines where a logical line (a statement or clause) starts."""
+    starts, depth, ready = set(), 0, True
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text, newline=None).readline):
+            if tok.type in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
+                continue
+            if tok.type == tokenize.NEWLINE:
+                ready = True
+                continue
+            if ready and depth == 0:
+                starts.add(tok.start[0])
+            ready = False
+            if tok.type == tokenize.OP and tok.string in "([{":
+                depth += 1
+            elif tok.type == tokenize.OP and tok.string in ")]}":
+                depth = max(0, depth - 1)
+    except (tokenize.TokenError, SyntaxError):
+        return set()
+    return starts
+
+
+def _quiet_runs_as_strings(text: str, lines: List[str]) -> None:
+    """Each run of QUIET_RUN or more blank or comment lines between two statements of one
+    block (or after the last statement) becomes a string statement over the same lines."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = compile(text, "<screen>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+                           dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return
+    gaps = []
+    for node in ast.walk(tree):
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(node, name, None)
+            if not isinstance(block, list) or not block or not isinstance(block[0], ast.stmt):
+                continue
+            for before, after in zip(block, block[1:]):
+                start = min([after.lineno] + [d.lineno for d in getattr(after, "decorator_list", ())])
+                gaps.append((before.end_lineno + 1, start - 1, start))
+    if tree.body:
+        gaps.append((tree.body[-1].end_lineno + 1, len(lines), None))
+    for first, last, following in gaps:
+        if last - first + 1 < QUIET_RUN or not all(_QUIET_LINE.match(lines[n]) for n in range(first - 1, last)):
+            continue
+        indent = ""
+        if following is not None:
+            line = lines[following - 1]
+            indent = line[: len(line) - len(line.lstrip(" \t"))]
+        ending = lambda n: lines[n - 1][len(lines[n - 1].rstrip("\r\n")):]  # noqa: E731
+        for n in range(first + 1, last):
+            lines[n - 1] = ending(n)
+        lines[first - 1] = indent + '"""' + ending(first)
+        lines[last - 1] = indent + '"""' + ending(last)
+
+
+def _shifted(positions: Dict[cst.CSTNode, CodeRange], shifts: Dict[int, Tuple[int, int]]):
+    """Positions over the copy -> positions over the text, on lines that dropped columns."""
+    if not shifts:
+        return positions
+
+    def move(pos: CodePosition) -> CodePosition:
+        if pos.line not in shifts:
+            return pos
+        dropped, length = shifts[pos.line]
+        return CodePosition(pos.line, min(pos.column + dropped, length))
+
+    return {node: CodeRange(move(rng.start), move(rng.end)) for node, rng in positions.items()}
 
 
 def positions_of(module: cst.Module) -> Dict[cst.CSTNode, CodeRange]:
