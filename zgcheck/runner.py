@@ -42,6 +42,7 @@ class FileResult:
     errors: List[Diagnostic] = field(default_factory=list)  # fixes that could not be written
     conflicts: int = 0
     fixed_text: Optional[str] = None  # the file's text after fixing, when it changed
+    fixed_bytes: Optional[bytes] = None  # fixed_text encoded as the file was (BOM, coding cookie)
 
 
 def run(paths: Sequence[str], config: Config, mode: Mode, jobs: int,
@@ -149,14 +150,14 @@ def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool =
         return result
     if not outcome.changed:
         return result
-    result.fixed_text = outcome.text
+    result.fixed_text, result.fixed_bytes = outcome.text, outcome.text.encode(encoding)
     if mode.diff:
         result.diff = "".join(difflib.unified_diff(
             text.splitlines(keepends=True), outcome.text.splitlines(keepends=True), path, path))
         result.fixed = len(outcome.fixed)
         return result
     if write:
-        error = write_atomically(path, data, outcome.text.encode(encoding))
+        error = write_atomically(path, data, result.fixed_bytes)
         if error:
             result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {error}"))
             result.diagnostics = check_decoded(text, path, config)
@@ -186,7 +187,7 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
         result.diagnostics = check_source(data, path, config, gate=False)
         result.fixed = 0
         return result
-    result.fixed_text = new_text
+    result.fixed_text, result.fixed_bytes = new_text, new_text.encode("utf-8")
     new_mapping = notebook.virtual_source(new_text)[1]
     result.diagnostics = [notebook.map_diagnostic(d, new_mapping, path) for d in outcome.remaining]
     if mode.diff:
@@ -196,7 +197,7 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
             f"{path}:cell {i}", f"{path}:cell {i}")) for i in sorted(old_cells) if old_cells[i] != new_cells[i])
         return result
     if write:
-        error = write_atomically(path, data, new_text.encode("utf-8"))
+        error = write_atomically(path, data, result.fixed_bytes)
         if error:
             result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {error}"))
             result.diagnostics = check_source(data, path, config, gate=False)

@@ -47,7 +47,6 @@ DEEP_STACK_BYTES = 256 * 1024 * 1024
 # one string statement over the same lines: cost follows the code, not the file's size.
 QUIET_RUN = 64
 _QUIET_RUN = re.compile(r"(?:^[ \t\f]*(?:#[^\r\n]*)?(?:\r\n?|\n)){%d}" % QUIET_RUN, re.M)
-_QUIET_LINE = re.compile(r"[ \t\f]*(?:#[^\r\n]*)?(?:\r\n?|\n)?$")
 # A form feed in the indentation of a line that starts a statement: CPython resets
 # the indentation column there, libcst does not.
 _FORM_FEED_INDENT = re.compile(r"^[ \t\f]*\f[ \t\f]*[^ \t\f#\r\n]", re.M)
@@ -253,29 +252,31 @@ def _quiet_runs_as_strings(text: str, lines: List[str]) -> None:
                            dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return
-    gaps = []
+    def start(stmt: ast.stmt) -> int:
+        return min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", ())])
+
+    gaps = []  # (first line, last line, the statement after them) -- lines 1-2 may hold a coding cookie
     for node in ast.walk(tree):
         for name in ("body", "orelse", "finalbody"):
             block = getattr(node, name, None)
             if not isinstance(block, list) or not block or not isinstance(block[0], ast.stmt):
                 continue
-            for before, after in zip(block, block[1:]):
-                start = min([after.lineno] + [d.lineno for d in getattr(after, "decorator_list", ())])
-                gaps.append((before.end_lineno + 1, start - 1, start))
+            gaps.extend((before.end_lineno + 1, start(after) - 1, start(after)) for before, after in zip(block, block[1:]))
     if tree.body:
+        gaps.append((3, start(tree.body[0]) - 1, start(tree.body[0])))
         gaps.append((tree.body[-1].end_lineno + 1, len(lines), None))
     for first, last, following in gaps:
-        if last - first + 1 < QUIET_RUN or not all(_QUIET_LINE.match(lines[n]) for n in range(first - 1, last)):
+        # Only comments and blank lines lie between two statements, unless a backslash
+        # continues the line before into them.
+        if last - first + 1 < QUIET_RUN or lines[first - 2].rstrip("\r\n").endswith("\\"):
             continue
         indent = ""
         if following is not None:
             line = lines[following - 1]
             indent = line[: len(line) - len(line.lstrip(" \t"))]
-        ending = lambda n: lines[n - 1][len(lines[n - 1].rstrip("\r\n")):]  # noqa: E731
-        for n in range(first + 1, last):
-            lines[n - 1] = ending(n)
-        lines[first - 1] = indent + '"""' + ending(first)
-        lines[last - 1] = indent + '"""' + ending(last)
+        lines[first - 1:last] = [line[len(line.rstrip("\r\n")):] for line in lines[first - 1:last]]
+        lines[first - 1] = indent + '"""' + lines[first - 1]
+        lines[last - 1] = indent + '"""' + lines[last - 1]
 
 
 def _shifted(positions: Dict[cst.CSTNode, CodeRange], shifts: Dict[int, Tuple[int, int]]):

@@ -26,6 +26,7 @@ NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+
 IGNORE = re.compile(r"#\s*zgcheck:\s*ignore\b(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
 SKIP_FILE = re.compile(r"#\s*zgcheck:\s*skip-file\b", re.IGNORECASE)
 CODE = re.compile(r"[A-Z]+[0-9]*", re.IGNORECASE)
+ANY_DIRECTIVE = re.compile(r"noqa|zgcheck", re.IGNORECASE)  # without one, nothing to tokenize
 
 ALL = None  # a directive without codes
 
@@ -63,6 +64,8 @@ def scan(text: str) -> Directives:
     """Every suppression directive in the comments of text."""
     found = Directives()
     start = None  # first line of the current logical line
+    if ANY_DIRECTIVE.search(text) is None:
+        return found
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
             if start is None and tok.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT,
@@ -120,11 +123,10 @@ def apply(diagnostics: Sequence[Diagnostic], text: str, path: Optional[str] = No
 
 
 def _read(path: str) -> Optional[str]:
-    from .source import decode_for_display
+    from .source import decode_for_display, read_bytes
 
     try:
-        with open(path, "rb") as handle:
-            return decode_for_display(handle.read())
+        return decode_for_display(read_bytes(path))
     except OSError:
         return None
 
