@@ -195,8 +195,14 @@ def test_form_feeds_in_indentation_are_read_as_cpython_reads_them(tmp_path):
     assert zgcheck("--no-cache", "--fix", str(path)).returncode == 0 and path.read_bytes().decode() == fixed
 
 
-def test_a_long_flat_expression_cpython_compiles_is_analysed(tmp_path):
-    (tmp_path / "t.py").write_text(BUGGY + "table = " + " + ".join(["1"] * 1200) + "\n")
+@pytest.mark.parametrize("table", [
+    "table = " + " + ".join(["1"] * 2000),
+    "table = (" + " ".join(['"a"'] * 5000) + ")",  # libcst cannot parse it; CPython can
+    "table = a" + "[0]" * 2000,
+    "table = " + "-" * 2000 + "x",
+], ids=["2000-terms", "5000-adjacent-strings", "2000-subscripts", "2000-minus-signs"])
+def test_deep_expressions_cpython_compiles_are_analysed(tmp_path, table):
+    (tmp_path / "t.py").write_text(BUGGY + table + "\n")
     assert json_codes(zgcheck("--no-cache", "--output-format", "json", str(tmp_path / "t.py"))) == \
         [("ZG001", "t.py", 7, 5)]
 

@@ -46,6 +46,11 @@ DEEP_STACK_BYTES = 256 * 1024 * 1024
 # A run of this many blank or comment lines between two statements reaches libcst as
 # one string statement over the same lines: cost follows the code, not the file's size.
 QUIET_RUN = 64
+# Statements libcst cannot parse although CPython compiles them, left out before giving up.
+LEFT_OUT = 3
+# Source that nests deeper than this (CPython's compiler counts about three levels a frame)
+# has its call-free statements that deep left out of what libcst parses.
+SHALLOW = 100
 _QUIET_RUN = re.compile(r"(?:^[ \t\f]*(?:#[^\r\n]*)?(?:\r\n?|\n)){%d}" % QUIET_RUN, re.M)
 # A form feed in the indentation of a line that starts a statement: CPython resets
 # the indentation column there, libcst does not.
@@ -143,23 +148,44 @@ def with_deep_stack(fn: Callable[..., T], *args) -> T:
 def screen(text: str, path: str) -> Optional[Diagnostic]:
     """ZG901 for source that CPython refuses to compile (syntax, NUL bytes, nesting past its
     limits), as `python file.py` would report it; None for source it accepts."""
+    return _screen(text, path)[0]
+
+
+def _screen(text: str, path: str) -> Tuple[Optional[Diagnostic], bool]:
+    """screen(), and whether the source nests deeper than SHALLOW (compiled under a lower
+    limit first, so a file that nests as usual is compiled once)."""
     source = text[1:] if text.startswith("\ufeff") else text
     if "\0" in source:  # CPython's message for it has no position
         line, col = _position(source, source.find("\0"))
-        return tool_diagnostic(PARSE_ERROR, path, "cannot parse: source code cannot contain null bytes", line, col)
-    old_limit = sys.getrecursionlimit()
+        return tool_diagnostic(PARSE_ERROR, path, "cannot parse: source code cannot contain null bytes",
+                               line, col), False
+    old_limit, deep = sys.getrecursionlimit(), False
     try:
-        sys.setrecursionlimit(CPYTHON_RECURSION_LIMIT)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SyntaxWarnings are the user's business
-            compile(source, path, "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+        for limit in (_stack_depth() + SHALLOW, CPYTHON_RECURSION_LIMIT):
+            sys.setrecursionlimit(limit)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # SyntaxWarnings are the user's business
+                    compile(source, path, "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+                return None, deep
+            except RecursionError:
+                if deep:
+                    raise
+                deep = True
     except SyntaxError as err:
-        return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {err.msg}", err.lineno or 1, err.offset or 1)
+        return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {err.msg}", err.lineno or 1, err.offset or 1), deep
     except (RecursionError, MemoryError, ValueError):
-        return tool_diagnostic(PARSE_ERROR, path, "cannot parse: nested too deeply for CPython to compile it")
+        return tool_diagnostic(PARSE_ERROR, path, "cannot parse: nested too deeply for CPython to compile it"), deep
     finally:
         sys.setrecursionlimit(old_limit)
-    return None
+    return None, deep
+
+
+def _stack_depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
 
 
 def _position(text: str, offset: int) -> Tuple[int, int]:
@@ -174,18 +200,27 @@ def parse(text: str, path: str) -> Union[ParsedSource, Diagnostic]:
     the text with the same lines: form feeds become spaces (a statement's indentation
     keeps only what follows its last form feed, as CPython counts it, and the line's
     positions are mapped back), long blank or comment runs become one string."""
-    refused = screen(text, path)
+    refused, deep = _screen(text, path)
     if refused is not None:
         return refused
     copy, shifts = _libcst_copy(text)
-    try:
-        module = cst.parse_module(copy)
-    except cst.ParserSyntaxError as err:
-        line, col, detail = _python_syntax_error(text, path) or (
-            err.raw_line, err.raw_column + 1, str(err.message).strip().splitlines()[0])
-        return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {detail}", line, col)
-    except RecursionError:
-        return tool_diagnostic(PARSE_ERROR, path, "cannot parse: nesting too deep")
+    if deep:
+        copy = _without_deep_statements(copy)
+    for attempt in range(LEFT_OUT + 1):
+        try:
+            module = cst.parse_module(copy)
+            break
+        except cst.ParserSyntaxError as err:
+            # CPython compiles it, libcst cannot (5,000 adjacent string literals, new syntax):
+            # a statement without a call cannot hold an event, so it may be left out.
+            smaller = _without_statement_at(copy, err.raw_line) if attempt < LEFT_OUT else None
+            if smaller is None:
+                line, col, detail = _python_syntax_error(text, path) or (
+                    err.raw_line, err.raw_column + 1, str(err.message).strip().splitlines()[0])
+                return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {detail}", line, col)
+            copy = smaller
+        except RecursionError:
+            return tool_diagnostic(PARSE_ERROR, path, "cannot parse: nesting too deep")
     try:
         return ParsedSource(path, module, _shifted(positions_of(module), shifts))
     except RecursionError:
@@ -218,6 +253,75 @@ def _libcst_copy(text: str) -> Tuple[str, Dict[int, Tuple[int, int]]]:
     if quiet:
         _quiet_runs_as_strings(text, lines)
     return "".join(lines), shifts
+
+
+def _without_statement_at(copy: str, line: int) -> Optional[str]:
+    """copy with the simple statement holding `line` replaced by `pass` (same lines), if that
+    statement holds no call and has its lines to itself; else None."""
+    tree, lines = _ast_of(copy), _LINE.findall(copy)
+    found = [stmt for stmt in _simple_statements(tree) if stmt.lineno <= line <= stmt.end_lineno]
+    if len(found) != 1 or _depth_and_call(found[0])[1] or not _blank_statement(lines, found[0]):
+        return None
+    return "".join(lines)
+
+
+def _without_deep_statements(copy: str) -> str:
+    """copy with every simple statement that nests deeper than SHALLOW and holds no call (a
+    generated table, `1 + 1 + ...`) replaced by `pass`: libcst's cost grows with the square
+    of the nesting, and no event can hide there."""
+    lines = _LINE.findall(copy)
+    for stmt in _simple_statements(_ast_of(copy)):
+        depth, call = _depth_and_call(stmt)
+        if depth > SHALLOW and not call:
+            _blank_statement(lines, stmt)
+    return "".join(lines)
+
+
+def _ast_of(copy: str) -> Optional[ast.Module]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return compile(copy, "<copy>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+                           dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+_COMPOUND = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.AsyncFor, ast.While,
+             ast.With, ast.AsyncWith, ast.Try) + ((ast.Match,) if hasattr(ast, "Match") else ())
+
+
+def _simple_statements(tree: Optional[ast.Module]) -> List[ast.stmt]:
+    out, todo = [], [tree] if tree is not None else []
+    while todo:
+        node = todo.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, _COMPOUND) or isinstance(child, (ast.excepthandler, getattr(ast, "match_case", ()))):
+                todo.append(child)
+            elif isinstance(child, ast.stmt):
+                out.append(child)
+    return out
+
+
+def _depth_and_call(node: ast.AST) -> Tuple[int, bool]:
+    deepest, call, todo = 0, False, [(node, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest, call = max(deepest, depth), call or isinstance(node, ast.Call)
+        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest, call
+
+
+def _blank_statement(lines: List[str], stmt: ast.stmt) -> bool:
+    """Replace stmt by `pass` on its first line and nothing on the others, if it has its lines to itself."""
+    first, last = lines[stmt.lineno - 1], lines[stmt.end_lineno - 1]
+    after = last.encode("utf-8")[stmt.end_col_offset:].decode("utf-8", "replace").strip()
+    if first[:stmt.col_offset].strip() or (after and not after.startswith("#")):
+        return False
+    lines[stmt.lineno - 1:stmt.end_lineno] = [line[len(line.rstrip("\r\n")):]
+                                               for line in lines[stmt.lineno - 1:stmt.end_lineno]]
+    lines[stmt.lineno - 1] = first[:stmt.col_offset] + "pass" + lines[stmt.lineno - 1]
+    return True
 
 
 def _statement_starts(text: str) -> set:
