@@ -11,7 +11,6 @@ import stat
 import sys
 import threading
 import tokenize
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar, Union
 
@@ -20,6 +19,8 @@ from libcst._nodes.internal import CodegenState
 from libcst._position import CodePosition, CodeRange
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from . import screen as cpython
+from .screen import NEWLINE as _NEWLINE
 from .types import Diagnostic, Span
 
 PARSE_ERROR = ("ZG901", "syntax-error")
@@ -34,27 +35,11 @@ INTERNAL_ERROR = ("ZG999", "internal-error")
 # so it is never parsed; prose and docstrings that merely say "backward" don't count.
 BACKWARD_BYTES = re.compile(rb"\.\s*(?:manual_)?backward\s*\(|import[^\n]*\bbackward\b")
 BACKWARD_TEXT = re.compile(BACKWARD_BYTES.pattern.decode())
-_NEWLINE = re.compile(r"\r\n?|\n")
-_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+$")  # a line as CPython counts them, ending kept
-
-# What `python file.py` refuses is screened with CPython's compiler at its default
-# recursion limit before libcst sees it; what it accepts is parsed and analysed on a
-# thread with room for the few thousand levels of nesting that this allows.
-CPYTHON_RECURSION_LIMIT = max(1000, sys.getrecursionlimit())
+# What `python file.py` refuses is screened with CPython's compiler (screen.py) before
+# libcst sees it; what it accepts is parsed and analysed on a thread with room for the
+# few thousand levels of nesting that this allows.
 DEEP_RECURSION_LIMIT = 60_000
 DEEP_STACK_BYTES = 256 * 1024 * 1024
-# A run of this many blank or comment lines between two statements reaches libcst as
-# one string statement over the same lines: cost follows the code, not the file's size.
-QUIET_RUN = 64
-# Statements libcst cannot parse although CPython compiles them, left out before giving up.
-LEFT_OUT = 3
-# Source that nests deeper than this (CPython's compiler counts about three levels a frame)
-# has its call-free statements that deep left out of what libcst parses.
-SHALLOW = 100
-_QUIET_RUN = re.compile(r"(?:^[ \t\f]*(?:#[^\r\n]*)?(?:\r\n?|\n)){%d}" % QUIET_RUN, re.M)
-# A form feed in the indentation of a line that starts a statement: CPython resets
-# the indentation column there, libcst does not.
-_FORM_FEED_INDENT = re.compile(r"^[ \t\f]*\f[ \t\f]*[^ \t\f#\r\n]", re.M)
 
 
 def may_hold_events(data: Union[bytes, str], backward_names: Iterable[str] = ()) -> bool:
@@ -145,75 +130,26 @@ def with_deep_stack(fn: Callable[..., T], *args) -> T:
     return value
 
 
-def screen(text: str, path: str) -> Optional[Diagnostic]:
-    """ZG901 for source that CPython refuses to compile (syntax, NUL bytes, nesting past its
-    limits), as `python file.py` would report it; None for source it accepts."""
-    return _screen(text, path)[0]
-
-
-def _screen(text: str, path: str) -> Tuple[Optional[Diagnostic], bool]:
-    """screen(), and whether the source nests deeper than SHALLOW (compiled under a lower
-    limit first, so a file that nests as usual is compiled once)."""
-    source = text[1:] if text.startswith("\ufeff") else text
-    if "\0" in source:  # CPython's message for it has no position
-        line, col = _position(source, source.find("\0"))
-        return tool_diagnostic(PARSE_ERROR, path, "cannot parse: source code cannot contain null bytes",
-                               line, col), False
-    old_limit, deep = sys.getrecursionlimit(), False
-    try:
-        for limit in (_stack_depth() + SHALLOW, CPYTHON_RECURSION_LIMIT):
-            sys.setrecursionlimit(limit)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # SyntaxWarnings are the user's business
-                    compile(source, path, "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
-                return None, deep
-            except RecursionError:
-                if deep:
-                    raise
-                deep = True
-    except SyntaxError as err:
-        return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {err.msg}", err.lineno or 1, err.offset or 1), deep
-    except (RecursionError, MemoryError, ValueError):
-        return tool_diagnostic(PARSE_ERROR, path, "cannot parse: nested too deeply for CPython to compile it"), deep
-    finally:
-        sys.setrecursionlimit(old_limit)
-    return None, deep
-
-
-def _stack_depth() -> int:
-    frame, depth = sys._getframe(), 0
-    while frame is not None:
-        frame, depth = frame.f_back, depth + 1
-    return depth
-
-
-def _position(text: str, offset: int) -> Tuple[int, int]:
-    before = text[:offset]
-    return len(_NEWLINE.findall(before)) + 1, offset - max(before.rfind("\n"), before.rfind("\r"))
-
-
 def parse(text: str, path: str) -> Union[ParsedSource, Diagnostic]:
     """Parse decoded source text; positions are over that text.
 
     Source CPython refuses is ZG901 before libcst sees it. libcst parses a copy of
-    the text with the same lines: form feeds become spaces (a statement's indentation
-    keeps only what follows its last form feed, as CPython counts it, and the line's
-    positions are mapped back), long blank or comment runs become one string."""
-    refused, deep = _screen(text, path)
+    the text with the same lines (screen.libcst_copy): form feeds become spaces (a
+    statement's indentation keeps only what follows its last form feed, as CPython
+    counts it, and the line's positions are mapped back), long blank or comment runs
+    become one string, call-free statements that nest very deep become `pass`."""
+    refused, deep = cpython.refusal(text)
     if refused is not None:
-        return refused
-    copy, shifts = _libcst_copy(text)
-    if deep:
-        copy = _without_deep_statements(copy)
-    for attempt in range(LEFT_OUT + 1):
+        return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {refused[2]}", refused[0], refused[1])
+    copy, shifts = cpython.libcst_copy(text, deep)
+    for attempt in range(cpython.LEFT_OUT + 1):
         try:
             module = cst.parse_module(copy)
             break
         except cst.ParserSyntaxError as err:
             # CPython compiles it, libcst cannot (5,000 adjacent string literals, new syntax):
             # a statement without a call cannot hold an event, so it may be left out.
-            smaller = _without_statement_at(copy, err.raw_line) if attempt < LEFT_OUT else None
+            smaller = cpython.without_statement_at(copy, err.raw_line) if attempt < cpython.LEFT_OUT else None
             if smaller is None:
                 line, col, detail = _python_syntax_error(text, path) or (
                     err.raw_line, err.raw_column + 1, str(err.message).strip().splitlines()[0])
@@ -225,162 +161,6 @@ def parse(text: str, path: str) -> Union[ParsedSource, Diagnostic]:
         return ParsedSource(path, module, _shifted(positions_of(module), shifts))
     except RecursionError:
         return tool_diagnostic(PARSE_ERROR, path, "cannot analyse: expressions nested too deeply")
-
-
-def _libcst_copy(text: str) -> Tuple[str, Dict[int, Tuple[int, int]]]:
-    """The text libcst parses, and {line: (columns dropped, line length)} for lines whose
-    statement starts after a form feed (their positions are shifted back)."""
-    shifts: Dict[int, Tuple[int, int]] = {}
-    quiet = _QUIET_RUN.search(text) is not None
-    if "\f" not in text and not quiet:
-        return text, shifts
-    lines = _LINE.findall(text)
-    if "\f" in text:
-        starts = _statement_starts(text) if _FORM_FEED_INDENT.search(text) else set()
-        for number in starts:
-            line = lines[number - 1]
-            body = line.rstrip("\r\n")
-            indent = len(body) - len(body.lstrip(" \t\f"))
-            if "\f" not in body[:indent]:
-                continue
-            dropped = body.rfind("\f", 0, indent) + 1
-            content = body[dropped:].replace("\f", " ")
-            pad = " " * dropped
-            content = content[:-1] + pad + "\\" if content.endswith("\\") else content + pad
-            lines[number - 1] = content + line[len(body):]
-            shifts[number] = (dropped, len(body))
-        lines = [line.replace("\f", " ") for line in lines]
-    if quiet:
-        _quiet_runs_as_strings(text, lines)
-    return "".join(lines), shifts
-
-
-def _without_statement_at(copy: str, line: int) -> Optional[str]:
-    """copy with the simple statement holding `line` replaced by `pass` (same lines), if that
-    statement holds no call and has its lines to itself; else None."""
-    tree, lines = _ast_of(copy), _LINE.findall(copy)
-    found = [stmt for stmt in _simple_statements(tree) if stmt.lineno <= line <= stmt.end_lineno]
-    if len(found) != 1 or _depth_and_call(found[0])[1] or not _blank_statement(lines, found[0]):
-        return None
-    return "".join(lines)
-
-
-def _without_deep_statements(copy: str) -> str:
-    """copy with every simple statement that nests deeper than SHALLOW and holds no call (a
-    generated table, `1 + 1 + ...`) replaced by `pass`: libcst's cost grows with the square
-    of the nesting, and no event can hide there."""
-    lines = _LINE.findall(copy)
-    for stmt in _simple_statements(_ast_of(copy)):
-        depth, call = _depth_and_call(stmt)
-        if depth > SHALLOW and not call:
-            _blank_statement(lines, stmt)
-    return "".join(lines)
-
-
-def _ast_of(copy: str) -> Optional[ast.Module]:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return compile(copy, "<copy>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
-                           dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-
-
-_COMPOUND = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.AsyncFor, ast.While,
-             ast.With, ast.AsyncWith, ast.Try) + ((ast.Match,) if hasattr(ast, "Match") else ())
-
-
-def _simple_statements(tree: Optional[ast.Module]) -> List[ast.stmt]:
-    out, todo = [], [tree] if tree is not None else []
-    while todo:
-        node = todo.pop()
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, _COMPOUND) or isinstance(child, (ast.excepthandler, getattr(ast, "match_case", ()))):
-                todo.append(child)
-            elif isinstance(child, ast.stmt):
-                out.append(child)
-    return out
-
-
-def _depth_and_call(node: ast.AST) -> Tuple[int, bool]:
-    deepest, call, todo = 0, False, [(node, 1)]
-    while todo:
-        node, depth = todo.pop()
-        deepest, call = max(deepest, depth), call or isinstance(node, ast.Call)
-        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return deepest, call
-
-
-def _blank_statement(lines: List[str], stmt: ast.stmt) -> bool:
-    """Replace stmt by `pass` on its first line and nothing on the others, if it has its lines to itself."""
-    first, last = lines[stmt.lineno - 1], lines[stmt.end_lineno - 1]
-    after = last.encode("utf-8")[stmt.end_col_offset:].decode("utf-8", "replace").strip()
-    if first[:stmt.col_offset].strip() or (after and not after.startswith("#")):
-        return False
-    lines[stmt.lineno - 1:stmt.end_lineno] = [line[len(line.rstrip("\r\n")):]
-                                               for line in lines[stmt.lineno - 1:stmt.end_lineno]]
-    lines[stmt.lineno - 1] = first[:stmt.col_offset] + "pass" + lines[stmt.lineno - 1]
-    return True
-
-
-def _statement_starts(text: str) -> set:
-    """Numbers of the lines where a logical line (a statement or clause) starts."""
-    starts, depth, ready = set(), 0, True
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(text, newline=None).readline):
-            if tok.type in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
-                continue
-            if tok.type == tokenize.NEWLINE:
-                ready = True
-                continue
-            if ready and depth == 0:
-                starts.add(tok.start[0])
-            ready = False
-            if tok.type == tokenize.OP and tok.string in "([{":
-                depth += 1
-            elif tok.type == tokenize.OP and tok.string in ")]}":
-                depth = max(0, depth - 1)
-    except (tokenize.TokenError, SyntaxError):
-        return set()
-    return starts
-
-
-def _quiet_runs_as_strings(text: str, lines: List[str]) -> None:
-    """Each run of QUIET_RUN or more blank or comment lines between two statements of one
-    block (or after the last statement) becomes a string statement over the same lines."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = compile(text, "<screen>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
-                           dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return
-    def start(stmt: ast.stmt) -> int:
-        return min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", ())])
-
-    gaps = []  # (first line, last line, the statement after them) -- lines 1-2 may hold a coding cookie
-    for node in ast.walk(tree):
-        for name in ("body", "orelse", "finalbody"):
-            block = getattr(node, name, None)
-            if not isinstance(block, list) or not block or not isinstance(block[0], ast.stmt):
-                continue
-            gaps.extend((before.end_lineno + 1, start(after) - 1, start(after)) for before, after in zip(block, block[1:]))
-    if tree.body:
-        gaps.append((3, start(tree.body[0]) - 1, start(tree.body[0])))
-        gaps.append((tree.body[-1].end_lineno + 1, len(lines), None))
-    for first, last, following in gaps:
-        # Only comments and blank lines lie between two statements, unless a backslash
-        # continues the line before into them.
-        if last - first + 1 < QUIET_RUN or lines[first - 2].rstrip("\r\n").endswith("\\"):
-            continue
-        indent = ""
-        if following is not None:
-            line = lines[following - 1]
-            indent = line[: len(line) - len(line.lstrip(" \t"))]
-        lines[first - 1:last] = [line[len(line.rstrip("\r\n")):] for line in lines[first - 1:last]]
-        lines[first - 1] = indent + '"""' + lines[first - 1]
-        lines[last - 1] = indent + '"""' + lines[last - 1]
 
 
 def _shifted(positions: Dict[cst.CSTNode, CodeRange], shifts: Dict[int, Tuple[int, int]]):
