@@ -122,6 +122,7 @@ def test_seeded_mutants_never_crash_and_fix_to_a_fixed_point(tmp_path):
 
     _zgcheck("--fix", str(tmp_path))
     fixed = {name: (tmp_path / name).read_bytes() for name in written}
+    assert sum(fixed[name] != written[name] for name in written) >= MUTANTS // 4  # fixes were applied
     broken = sorted(name for name in compiling if not _compiles(fixed[name]))
     assert broken == []
     for name, data in fixed.items():  # BOM and line endings survive
