@@ -38,17 +38,19 @@ _QUIET_RUN = re.compile(r"(?:^[ \t\f]*(?:#[^\r\n]*)?(?:\r\n?|\n)){%d}" % QUIET_R
 _FORM_FEED_INDENT = re.compile(r"^[ \t\f]*\f[ \t\f]*[^ \t\f#\r\n]", re.M)
 
 
-def refusal(text: str) -> Tuple[Optional[Tuple[int, int, str]], bool]:
+def refusal(text: str, probe: bool = False) -> Tuple[Optional[Tuple[int, int, str]], bool]:
     """(line, column, message) if CPython refuses to compile the source, as `python file.py`
-    would, and whether it nests deeper than SHALLOW (compiled under a lower limit first, so
-    a file that nests as usual is compiled once)."""
+    would, and (with probe) whether it nests deeper than SHALLOW: compiled under a lower
+    limit first, so a file that nests as usual is compiled once. The recursion limit is the
+    interpreter's, so probe only where no other thread runs meanwhile."""
     source = text[1:] if text.startswith("\ufeff") else text
     if "\0" in source:  # CPython's message for it has no position
         line, col = _position(source, source.find("\0"))
         return (line, col, "source code cannot contain null bytes"), False
     old_limit, deep = sys.getrecursionlimit(), False
     try:
-        for limit in (_stack_depth() + SHALLOW, CPYTHON_RECURSION_LIMIT):
+        limits = ((_stack_depth() + SHALLOW,) if probe else ()) + (CPYTHON_RECURSION_LIMIT,)
+        for tried, limit in enumerate(limits, 1):
             sys.setrecursionlimit(limit)
             try:
                 with warnings.catch_warnings():
@@ -56,7 +58,7 @@ def refusal(text: str) -> Tuple[Optional[Tuple[int, int, str]], bool]:
                     compile(source, "<screen>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
                 return None, deep
             except RecursionError:
-                if deep:
+                if tried == len(limits):
                     raise
                 deep = True
     except SyntaxError as err:

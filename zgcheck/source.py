@@ -40,6 +40,7 @@ BACKWARD_TEXT = re.compile(BACKWARD_BYTES.pattern.decode())
 # few thousand levels of nesting that this allows.
 DEEP_RECURSION_LIMIT = 60_000
 DEEP_STACK_BYTES = 256 * 1024 * 1024
+DEEP_THREAD = "zgcheck-deep"
 
 
 def may_hold_events(data: Union[bytes, str], backward_names: Iterable[str] = ()) -> bool:
@@ -98,7 +99,7 @@ T = TypeVar("T")
 def with_deep_stack(fn: Callable[..., T], *args) -> T:
     """fn(*args) on a thread with a large stack and recursion limit: libcst and the analysis
     recurse once per nesting level, and code that CPython compiles can nest thousands deep."""
-    if threading.current_thread().name == "zgcheck-deep":
+    if threading.current_thread().name == DEEP_THREAD:
         return fn(*args)
     outcome: List[tuple] = []
 
@@ -112,7 +113,7 @@ def with_deep_stack(fn: Callable[..., T], *args) -> T:
     old_size = threading.stack_size()
     try:
         threading.stack_size(DEEP_STACK_BYTES)
-        thread = threading.Thread(target=target, name="zgcheck-deep", daemon=True)
+        thread = threading.Thread(target=target, name=DEEP_THREAD, daemon=True)
         sys.setrecursionlimit(max(old_limit, DEEP_RECURSION_LIMIT))
         thread.start()
     except (ValueError, RuntimeError, MemoryError):  # no big stacks here: run as we are
@@ -138,7 +139,7 @@ def parse(text: str, path: str) -> Union[ParsedSource, Diagnostic]:
     statement's indentation keeps only what follows its last form feed, as CPython
     counts it, and the line's positions are mapped back), long blank or comment runs
     become one string, call-free statements that nest very deep become `pass`."""
-    refused, deep = cpython.refusal(text)
+    refused, deep = cpython.refusal(text, probe=threading.current_thread().name == DEEP_THREAD)
     if refused is not None:
         return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {refused[2]}", refused[0], refused[1])
     copy, shifts = cpython.libcst_copy(text, deep)
