@@ -226,3 +226,13 @@ def test_deleted_working_directory_is_one_line_not_a_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, str(gone)], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("zgcheck: internal error") or "no such file" in proc.stderr.lower()
+
+
+def test_line_separators_python_does_not_count_do_not_shift_the_fix(tmp_path):
+    # str.splitlines() also splits on \f, \x1c and \u2028; CPython and libcst do not.
+    path = tmp_path / "t.py"
+    path.write_text("import torch\n# note\u2028more\fstill the same line\n"
+                    "m = torch.nn.Linear(1, 1)\nopt = torch.optim.SGD(m.parameters(), lr=1)\n"
+                    "for i in range(2):\n    m(torch.ones(1)).sum().backward()\n    opt.step()\n", encoding="utf-8")
+    assert run("check", "--fix", str(path)).exit_code == 0
+    assert path.read_text(encoding="utf-8").endswith("    opt.step()\n    opt.zero_grad()\n")

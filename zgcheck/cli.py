@@ -17,7 +17,7 @@ from .discovery import Discovery, DiscoveryError
 from .notebook import NotebookSource
 from .report import FORMATTERS, format_statistics
 from . import codes
-from .source import decode_for_display
+from .source import decode_for_display, read_bytes, with_deep_stack
 from .types import Diagnostic
 
 def _codes(value: Optional[str]):
@@ -53,8 +53,7 @@ def _sources(diagnostics: Sequence[Diagnostic], stdin: Optional[Tuple[str, str]]
             text: Optional[str] = stdin[1]
         else:
             try:
-                with open(d.path, "rb") as handle:
-                    text = decode_for_display(handle.read())
+                text = decode_for_display(read_bytes(d.path))
             except OSError:
                 text = None
         out[d.path] = NotebookSource.read(text) if text is not None and d.path.endswith(".ipynb") else text
@@ -117,9 +116,11 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_form
 
     diagnostics = _unique(d for r in results for d in r.diagnostics + r.errors)
     fixed = sum(r.fixed for r in results)
-    stream = open(output_file, "w", encoding="utf-8") if output_file else sys.stdout
+    # With `--fix -` stdout carries the fixed source: the report goes to stderr.
+    stream = open(output_file, "w", encoding="utf-8") if output_file else \
+        sys.stderr if stdin is not None and mode.fix else sys.stdout
     try:
-        color = output_file is None and _use_color(sys.stdout)
+        color = output_file is None and _use_color(stream)
         if diff:
             stream.write("".join(r.diff for r in results))
         if statistics:
@@ -160,11 +161,13 @@ def _check_stdin(name: str, config: Config, mode: runner.Mode) -> Tuple[runner.F
     data = sys.stdin.buffer.read()
     text = decode_for_display(data) or ""
     if mode.fix or mode.diff:
-        result = runner.fix_source(name, data, config, mode, write=False)
-        if mode.fix:  # the fixed source goes to stdout, diagnostics to stderr
-            sys.stdout.write(result.fixed_text if result.fixed_text is not None else text)
+        result = with_deep_stack(runner.fix_source, name, data, config, mode, False)
+        if mode.fix:  # the fixed source goes to stdout, byte for byte what came in if nothing changed
+            sys.stdout.flush()
+            sys.stdout.buffer.write(result.fixed_bytes if result.fixed_bytes is not None else data)
+            sys.stdout.buffer.flush()
         return result, text
-    return runner.FileResult(name, check_source(data, name, config)), text
+    return runner.FileResult(name, with_deep_stack(check_source, data, name, config)), text
 
 
 def _summary(diagnostics, checked: int, fixed: int, diff: bool, results) -> str:

@@ -67,9 +67,9 @@ class Discovery:
         out: List[str] = []
         for raw in paths:
             path = Path(raw)
-            if not path.exists():
+            if not os.path.lexists(raw):
                 raise DiscoveryError(f"{raw}: no such file or directory")
-            if path.is_file():
+            if not path.is_dir():  # a FIFO or a symlink loop too: reading it reports it (ZG903)
                 if not self.force_exclude or not self.excluded(path, with_parents=True):
                     out.append(raw)
                 continue
@@ -114,7 +114,7 @@ class Discovery:
         return False
 
     def _ignored_by_git(self, path: Path, is_dir: bool) -> bool:
-        absolute = path.resolve()
+        absolute = _resolve(path)
         suffix = "/" if is_dir else ""
         for parent in absolute.parents:  # nearest first: the deepest verdict wins
             spec = self._gitignore(parent)
@@ -158,6 +158,14 @@ def _relative(path: Path, root: Path) -> Optional[str]:
         return Path(os.path.abspath(path)).relative_to(root).as_posix()
     except ValueError:
         try:
-            return path.resolve().relative_to(root).as_posix()
+            return _resolve(path).relative_to(root).as_posix()
         except ValueError:
             return None
+
+
+def _resolve(path: Path) -> Path:
+    """The real path; a symlink loop stays as named (it is reported when read)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: "Symlink loop" before Python 3.13
+        return Path(os.path.abspath(path))

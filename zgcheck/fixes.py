@@ -13,6 +13,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
+from .screen import LINE
 from .source import ParsedSource
 from .statements import suites
 from .types import Applicability, Diagnostic, Edit, Fix, Span
@@ -40,7 +41,7 @@ class SourceEdits:
         self.parsed = parsed
         self.stmts: List[_Stmt] = []
         self._walk(parsed.module.body)
-        self.lines = parsed.module.code.splitlines(keepends=True)
+        self.lines = LINE.findall(parsed.module.code)
 
     def _walk(self, body: Sequence[cst.CSTNode]) -> None:
         for index, stmt in enumerate(body):
@@ -147,7 +148,7 @@ def _sole_on_its_line(stmt: _Stmt) -> bool:
 
 def apply_edits(text: str, edits: Sequence[Edit]) -> str:
     """Apply non-overlapping edits (1-based line/col over `text`)."""
-    lines = text.splitlines(keepends=True)
+    lines = LINE.findall(text)
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line))

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from . import __version__
 from .codes import CODES, Code, is_tool
+from .screen import NEWLINE
 from .notebook import NotebookSource
 from .types import Applicability, Diagnostic, Related, Span
 
@@ -81,7 +82,7 @@ def _line(text: Optional[str], lineno: int) -> Optional[str]:
     """The raw line (tabs kept, so columns still count characters)."""
     if text is None:
         return None
-    lines = text.splitlines()
+    lines = NEWLINE.split(text)
     if 1 <= lineno <= len(lines):
         return lines[lineno - 1]
     return None

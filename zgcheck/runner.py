@@ -5,14 +5,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
-import pickle
 import traceback
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from . import __version__, fixes, notebook
+from . import __version__, cache, fixes, notebook
 from . import source as sourcemod
 from .checker import check_decoded, check_source, may_hold_findings
 from .config import Config
@@ -42,6 +42,7 @@ class FileResult:
     errors: List[Diagnostic] = field(default_factory=list)  # fixes that could not be written
     conflicts: int = 0
     fixed_text: Optional[str] = None  # the file's text after fixing, when it changed
+    fixed_bytes: Optional[bytes] = None  # fixed_text encoded as the file was (BOM, coding cookie)
 
 
 def run(paths: Sequence[str], config: Config, mode: Mode, jobs: int,
@@ -55,24 +56,66 @@ def run(paths: Sequence[str], config: Config, mode: Mode, jobs: int,
             tick(1)
         return out
     chunks = [list(paths[i::jobs * 4]) for i in range(jobs * 4)]
+    done: Dict[str, FileResult] = {}
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        results = pool.map(_process_chunk, chunks, [config] * len(chunks), [mode] * len(chunks))
-        merged = []
-        for chunk in results:
-            merged.extend(chunk)
-            tick(len(chunk))
-    order = {p: i for i, p in enumerate(paths)}
-    return sorted(merged, key=lambda r: order[r.path])
+        futures = [pool.submit(_process_chunk, chunk, config, mode) for chunk in chunks]
+        try:
+            for future in as_completed(futures):
+                for result in future.result():
+                    done[result.path] = result
+                tick(len(chunks[futures.index(future)]))
+        except Exception:  # a worker died (BrokenProcessPool): what it held is retried alone
+            for future in futures:
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    done.update((r.path, r) for r in future.result() if r.path not in done)
+    left = [p for p in paths if p not in done]
+    if left:
+        done.update(_isolated(left, config, mode, jobs, tick))
+    return [done[p] for p in paths]
 
 
 def _process_chunk(paths: List[str], config: Config, mode: Mode) -> List[FileResult]:
     return [process(p, config, mode) for p in paths]
 
 
+def _isolated(paths: List[str], config: Config, mode: Mode, jobs: int, tick) -> Dict[str, FileResult]:
+    """Each file in a one-worker pool of its own lane: a file that kills its worker is ZG999."""
+    queue = list(reversed(paths))
+    out: Dict[str, FileResult] = {}
+
+    def lane() -> None:
+        pool = None
+        while queue:
+            try:
+                path = queue.pop()
+            except IndexError:
+                return
+            pool = pool or ProcessPoolExecutor(max_workers=1)
+            try:
+                out[path] = pool.submit(process, path, config, mode).result()
+            except Exception as err:  # BrokenProcessPool: this file killed its worker
+                pool.shutdown(wait=False)
+                pool = None
+                why = "died (a crash or out of memory)" if isinstance(err, BrokenProcessPool) else \
+                    f"failed ({type(err).__name__}: {err})"
+                out[path] = FileResult(path, [sourcemod.tool_diagnostic(
+                    sourcemod.INTERNAL_ERROR, path,
+                    f"internal error: the process checking this file {why}; the file was not checked; "
+                    "please report it")])
+            tick(1)
+        if pool is not None:
+            pool.shutdown()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(paths)))) as lanes:
+        for future in [lanes.submit(lane) for _ in range(max(1, min(jobs, len(paths))))]:
+            future.result()
+    return out
+
+
 def process(path: str, config: Config, mode: Mode) -> FileResult:
     """One file's result; whatever goes wrong becomes a diagnostic for that file."""
     try:
-        return _process(path, config, mode)
+        return sourcemod.with_deep_stack(_process, path, config, mode)
     except Exception as err:  # never a traceback for the run: report it and go on
         where = traceback.extract_tb(err.__traceback__)[-1]
         return FileResult(path, [sourcemod.tool_diagnostic(
@@ -82,8 +125,7 @@ def process(path: str, config: Config, mode: Mode) -> FileResult:
 
 def _process(path: str, config: Config, mode: Mode) -> FileResult:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = sourcemod.read_bytes(path)
     except OSError as err:
         return FileResult(path, [sourcemod.tool_diagnostic(
             sourcemod.READ_ERROR, path, f"cannot read: {err.strerror or err}")])
@@ -108,14 +150,14 @@ def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool =
         return result
     if not outcome.changed:
         return result
-    result.fixed_text = outcome.text
+    result.fixed_text, result.fixed_bytes = outcome.text, outcome.text.encode(encoding)
     if mode.diff:
         result.diff = "".join(difflib.unified_diff(
             text.splitlines(keepends=True), outcome.text.splitlines(keepends=True), path, path))
         result.fixed = len(outcome.fixed)
         return result
     if write:
-        error = write_atomically(path, data, outcome.text.encode(encoding))
+        error = write_atomically(path, data, result.fixed_bytes)
         if error:
             result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {error}"))
             result.diagnostics = check_decoded(text, path, config)
@@ -145,7 +187,7 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
         result.diagnostics = check_source(data, path, config, gate=False)
         result.fixed = 0
         return result
-    result.fixed_text = new_text
+    result.fixed_text, result.fixed_bytes = new_text, new_text.encode("utf-8")
     new_mapping = notebook.virtual_source(new_text)[1]
     result.diagnostics = [notebook.map_diagnostic(d, new_mapping, path) for d in outcome.remaining]
     if mode.diff:
@@ -155,7 +197,7 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
             f"{path}:cell {i}", f"{path}:cell {i}")) for i in sorted(old_cells) if old_cells[i] != new_cells[i])
         return result
     if write:
-        error = write_atomically(path, data, new_text.encode("utf-8"))
+        error = write_atomically(path, data, result.fixed_bytes)
         if error:
             result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {error}"))
             result.diagnostics = check_source(data, path, config, gate=False)
@@ -173,24 +215,13 @@ def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[st
     key = hashlib.sha256(b"\0".join((_tool_fingerprint().encode(), config.fingerprint().encode(),
                                      os.path.abspath(path).encode(), data))).hexdigest()
     entry = Path(cache_dir) / key[:2] / key
-    try:
-        with open(entry, "rb") as handle:
-            dependencies, diagnostics = pickle.load(handle)
-        if all(_sha256(dep) == digest for dep, digest in dependencies):
-            return diagnostics
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError):
-        pass
+    found = cache.load(entry, key)
+    if found is not None and all(_sha256(dep) == digest for dep, digest in found[0]):
+        return found[1]
     workspace = Workspace(config.tables)
     diagnostics = check_source(data, path, config, workspace=workspace, gate=False)
     dependencies = workspace.dependencies(workspace.own) if workspace.own is not None else []
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
-            pickle.dump((dependencies, diagnostics), handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, entry)
-    except OSError:
-        pass  # a read-only tree still gets checked, just not cached
+    cache.store(entry, key, dependencies, diagnostics)
     return diagnostics
 
 
@@ -210,8 +241,7 @@ def _tool_fingerprint() -> str:
 
 def _sha256(path: str) -> Optional[str]:
     try:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
+        return hashlib.sha256(sourcemod.read_bytes(path)).hexdigest()
     except OSError:
         return None
 

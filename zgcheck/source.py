@@ -5,21 +5,32 @@ from __future__ import annotations
 import ast
 from contextlib import contextmanager
 import io
+import os
 import re
+import stat
+import sys
+import threading
 import tokenize
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 import libcst as cst
 from libcst._nodes.internal import CodegenState
 from libcst._position import CodePosition, CodeRange
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from . import screen as cpython
 from .codes import CODES, DECODE_ERROR, FIX_ERROR, INTERNAL_ERROR, PARSE_ERROR, READ_ERROR  # noqa: F401
+from .screen import NEWLINE as _NEWLINE
 from .types import Diagnostic, Span
 
 
-_NEWLINE = re.compile(r"\r\n?|\n")
+# What `python file.py` refuses is screened with CPython's compiler (screen.py) before
+# libcst sees it; what it accepts is parsed and analysed on a thread with room for the
+# few thousand levels of nesting that this allows.
+DEEP_RECURSION_LIMIT = 60_000
+DEEP_STACK_BYTES = 256 * 1024 * 1024
+DEEP_THREAD = "zgcheck-deep"
 
 
 @dataclass
@@ -51,20 +62,101 @@ def decode(data: bytes, path: str) -> Union[Tuple[str, str], Diagnostic]:
         return tool_diagnostic(DECODE_ERROR, path, f"cannot decode: {detail}", line, 1)
 
 
+def read_bytes(path: str) -> bytes:
+    """A file's bytes; OSError for anything but a regular file (reading a FIFO would block)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
+                else "a socket" if stat.S_ISSOCK(mode) else "a directory" if stat.S_ISDIR(mode) else "special"
+            raise OSError(0, f"not a regular file ({kind})")
+        return handle.read()
+
+
+T = TypeVar("T")
+
+
+def with_deep_stack(fn: Callable[..., T], *args) -> T:
+    """fn(*args) on a thread with a large stack and recursion limit: libcst and the analysis
+    recurse once per nesting level, and code that CPython compiles can nest thousands deep."""
+    if threading.current_thread().name == DEEP_THREAD:
+        return fn(*args)
+    outcome: List[tuple] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, fn(*args)))
+        except BaseException as err:  # handed to the caller's thread
+            outcome.append((False, err))
+
+    old_limit = sys.getrecursionlimit()
+    old_size = threading.stack_size()
+    try:
+        threading.stack_size(DEEP_STACK_BYTES)
+        thread = threading.Thread(target=target, name=DEEP_THREAD, daemon=True)
+        sys.setrecursionlimit(max(old_limit, DEEP_RECURSION_LIMIT))
+        thread.start()
+    except (ValueError, RuntimeError, MemoryError):  # no big stacks here: run as we are
+        threading.stack_size(old_size)
+        sys.setrecursionlimit(old_limit)
+        return fn(*args)
+    threading.stack_size(old_size)
+    try:
+        thread.join()
+    finally:
+        sys.setrecursionlimit(old_limit)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
 def parse(text: str, path: str) -> Union[ParsedSource, Diagnostic]:
-    """Parse decoded source text; positions are over that text."""
+    """Parse decoded source text; positions are over that text.
+
+    Source CPython refuses is ZG901 before libcst sees it. libcst parses a copy of
+    the text with the same lines (screen.libcst_copy): form feeds become spaces (a
+    statement's indentation keeps only what follows its last form feed, as CPython
+    counts it, and the line's positions are mapped back), long blank or comment runs
+    become one string, call-free statements that nest very deep become `pass`."""
+    refused, deep = cpython.refusal(text, probe=threading.current_thread().name == DEEP_THREAD)
+    if refused is not None:
+        return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {refused[2]}", refused[0], refused[1])
+    copy, shifts = cpython.libcst_copy(text, deep)
+    for attempt in range(cpython.LEFT_OUT + 1):
+        try:
+            module = cst.parse_module(copy)
+            break
+        except cst.ParserSyntaxError as err:
+            # CPython compiles it, libcst cannot (5,000 adjacent string literals, new syntax):
+            # a statement without a call cannot hold an event, so it may be left out.
+            smaller = cpython.without_statement_at(copy, err.raw_line) if attempt < cpython.LEFT_OUT else None
+            if smaller is None:
+                line, col, detail = _python_syntax_error(text, path) or (
+                    err.raw_line, err.raw_column + 1, str(err.message).strip().splitlines()[0])
+                return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {detail}", line, col)
+            copy = smaller
+        except RecursionError:
+            return tool_diagnostic(PARSE_ERROR, path, "cannot parse: nesting too deep")
     try:
-        module = cst.parse_module(text)
-    except cst.ParserSyntaxError as err:
-        line, col, detail = _python_syntax_error(text, path) or (
-            err.raw_line, err.raw_column + 1, str(err.message).strip().splitlines()[0])
-        return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {detail}", line, col)
-    except RecursionError:
-        return tool_diagnostic(PARSE_ERROR, path, "cannot parse: nesting too deep")
-    try:
-        return ParsedSource(path, module, positions_of(module))
+        return ParsedSource(path, module, _shifted(positions_of(module), shifts))
     except RecursionError:
         return tool_diagnostic(PARSE_ERROR, path, "cannot analyse: expressions nested too deeply")
+
+
+def _shifted(positions: Dict[cst.CSTNode, CodeRange], shifts: Dict[int, Tuple[int, int]]):
+    """Positions over the copy -> positions over the text, on lines that dropped columns."""
+    if not shifts:
+        return positions
+
+    def move(pos: CodePosition) -> CodePosition:
+        if pos.line not in shifts:
+            return pos
+        dropped, length = shifts[pos.line]
+        return CodePosition(pos.line, min(pos.column + dropped, length))
+
+    return {node: CodeRange(move(rng.start), move(rng.end)) for node, rng in positions.items()}
 
 
 def positions_of(module: cst.Module) -> Dict[cst.CSTNode, CodeRange]:

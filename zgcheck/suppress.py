@@ -18,7 +18,8 @@ import tokenize
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, List, Optional, Sequence
 
-from .source import decode_for_display
+from .screen import NEWLINE
+from .source import decode_for_display, read_bytes
 from .types import Diagnostic
 
 # flake8's grammar: codes after `noqa:` separated by commas or spaces; anything
@@ -27,6 +28,7 @@ NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+
 IGNORE = re.compile(r"#\s*zgcheck:\s*ignore\b(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
 SKIP_FILE = re.compile(r"#\s*zgcheck:\s*skip-file\b", re.IGNORECASE)
 CODE = re.compile(r"[A-Z]+[0-9]*", re.IGNORECASE)
+ANY_DIRECTIVE = re.compile(r"noqa|zgcheck", re.IGNORECASE)  # without one, nothing to tokenize
 
 ALL = None  # a directive without codes
 
@@ -64,6 +66,8 @@ def scan(text: str) -> Directives:
     """Every suppression directive in the comments of text."""
     found = Directives()
     start = None  # first line of the current logical line
+    if ANY_DIRECTIVE.search(text) is None:
+        return found
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
             if start is None and tok.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT,
@@ -77,7 +81,7 @@ def scan(text: str) -> Directives:
                 start = None
     except (tokenize.TokenError, SyntaxError, IndentationError):
         # Unparseable text: comment lines still count for skip-file.
-        for lineno, line in enumerate(text.splitlines(), 1):
+        for lineno, line in enumerate(NEWLINE.split(text), 1):
             if line.lstrip().startswith("#") and SKIP_FILE.search(line):
                 found.skip_file = True
     return found
@@ -122,8 +126,7 @@ def apply(diagnostics: Sequence[Diagnostic], text: str, path: Optional[str] = No
 
 def _read(path: str) -> Optional[str]:
     try:
-        with open(path, "rb") as handle:
-            return decode_for_display(handle.read())
+        return decode_for_display(read_bytes(path))
     except OSError:
         return None
 

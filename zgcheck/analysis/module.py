@@ -19,6 +19,7 @@ from .. import recognise
 from .. import source as sourcemod
 from ..bindings import Binding, collect_bindings
 from ..recognise import Tables
+from ..screen import NEWLINE
 from ..source import ParsedSource
 from ..statements import direct_defs, flatten_top, function_defs
 from ..types import Event, EventKind
@@ -100,7 +101,7 @@ class Module:
         self.tables = workspace.tables
         self.workspace = workspace
         self.imports = collect_imports(parsed.module.body)
-        self.lines = parsed.module.code.splitlines()
+        self.lines = NEWLINE.split(parsed.module.code)  # as CPython counts lines: no \f, \u2028
         self.gate = recognise.gate(self.tables)
         self.class_bases: Dict[str, Tuple[str, ...]] = {}
         self.module_bindings: Dict[str, Binding] = {}
