@@ -133,3 +133,16 @@ def test_try_it_example_output():
     shown = [line.rstrip() for line in example.splitlines() if line.strip()]
     got = [line.rstrip() for line in proc.stdout.splitlines() if line.strip()]
     assert got[:len(shown)] == shown
+
+
+def test_editor_snippets_start_the_server_and_name_its_actions():
+    from zgcheck.server import FIX_ALL
+
+    vscode = json.loads(readme_block("json", "glspc"))
+    assert [vscode["glspc.server.command"], *vscode["glspc.server.commandArguments"]] == ["zgcheck", "server"]
+    assert FIX_ALL in vscode["editor.codeActionsOnSave"]
+    assert 'cmd = { "zgcheck", "server" }' in readme_block("lua", "vim.lsp.start")
+    helix = readme_block("toml", "[language-server.zgcheck]")
+    assert 'command = "zgcheck"' in helix and 'args = ["server"]' in helix
+    assert FIX_ALL in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert CliRunner().invoke(main, ["server", "--help"]).exit_code == 0

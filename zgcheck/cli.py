@@ -209,6 +209,14 @@ def rule(code, show_all):
     click.echo(codes.render(found))
 
 
+@main.command()
+def server():
+    """Run the language server over stdio (for editors)."""
+    from .server import serve
+
+    serve()
+
+
 def run() -> None:
     """The console entry point: click's own errors as usual, anything else one line, exit 2."""
     try:

@@ -248,6 +248,19 @@ def resolve(config_path: Optional[str], paths: Sequence[str]) -> Config:
     return load_config(found)
 
 
+def config_for_file(path: str) -> Config:
+    """The configuration of one file: the nearest [tool.zgcheck] above it (Ruff's rule)."""
+    found = find_config(Path(os.path.abspath(path)).parent)
+    if found is None:
+        return replace(DEFAULT_CONFIG, root=os.path.dirname(os.path.abspath(path)))
+    return _load_cached(found, found.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_cached(path: Path, mtime_ns: int) -> Config:
+    return load_config(path)
+
+
 def common_parent(paths: Sequence[str]) -> Path:
     """The deepest directory holding every path (the working directory for none)."""
     absolute = [os.path.abspath(p) for p in paths if p and p != "-"]

@@ -156,6 +156,13 @@ def _json_line(sources: Sources, d: Union[Diagnostic, Related], line: Optional[i
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/zgcheck/zgcheck"
+# docs/rules/<code>.md, generated from zgcheck/codes.py (`python -m zgcheck.codes docs/rules`).
+RULES_URI = INFORMATION_URI + "/blob/main/docs/rules/"
+
+
+def help_uri(code: str) -> str:
+    """The page documenting a code (its rule docs, as `zgcheck rule CODE` prints them)."""
+    return f"{RULES_URI}{code}.md"
 
 
 def _sarif_rules(diagnostics: Sequence[Diagnostic]) -> List[dict]:
@@ -173,7 +180,7 @@ def _descriptor(code: Code) -> dict:
         "shortDescription": {"text": code.summary},
         "fullDescription": {"text": code.summary},
         "help": {"text": code.doc, "markdown": code.doc},
-        "helpUri": INFORMATION_URI,
+        "helpUri": help_uri(code.code),
         "defaultConfiguration": {"level": "error"},
         "properties": {"tags": ["tool" if is_tool(code.code) else "correctness"]},
     }
