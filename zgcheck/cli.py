@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import click
 
 from . import __version__
 from . import runner
 from .checker import check_source
-from .config import Config, ConfigError
-from .config import resolve as resolve_config
+from .config import Config, ConfigError, Resolver
 from .discovery import Discovery, DiscoveryError
 from .notebook import NotebookSource
 from .report import FORMATTERS, format_statistics
@@ -90,9 +90,9 @@ def main() -> None:
 def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_format, output_file, statistics,
           quiet, jobs, no_cache, exclude, no_respect_gitignore, force_exclude, stdin_filename, config_path):
     """Check PATHS (files or directories; default '.'; '-' reads stdin)."""
-    try:
-        where = [p for p in (paths or (".",)) if p != "-"] + ([stdin_filename] if stdin_filename else [])
-        config = resolve_config(config_path, where).with_options(select=_codes(select), ignore=_codes(ignore))
+    try:  # each file's own configuration (the nearest [tool.zgcheck] above it), as Ruff does
+        configs = Resolver(config_path, select=_codes(select), ignore=_codes(ignore))
+        config = configs.for_file(stdin_filename) if stdin_filename else configs.for_directory(Path.cwd())
     except ConfigError as err:
         raise ConfigProblem(str(err))
     mode = runner.Mode(fix=fix and not diff, unsafe=unsafe_fixes, diff=diff,
@@ -108,12 +108,16 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_form
     files: List[str] = []
     if paths:
         discovery = Discovery.for_config(config, exclude, respect_gitignore=not no_respect_gitignore,
-                                         force_exclude=force_exclude)
+                                         force_exclude=force_exclude, config_for=configs.for_directory)
         try:
             files = discovery.files(paths)
+            groups = _by_config(files, configs)
         except DiscoveryError as err:
             raise click.UsageError(str(err))
-        results.extend(_run(files, config, mode, jobs or os.cpu_count() or 1))
+        except ConfigError as err:
+            raise ConfigProblem(str(err))
+        for group_config, group in groups.items():
+            results.extend(_run(group, group_config, mode, jobs or os.cpu_count() or 1))
 
     diagnostics = _unique(d for r in results for d in r.diagnostics + r.errors)
     fixed = sum(r.fixed for r in results)
@@ -134,6 +138,14 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_form
             stream.close()
     would_change = diff and any(r.diff for r in results)
     sys.exit(0 if exit_zero or not (diagnostics or would_change) else 1)
+
+
+def _by_config(files: List[str], configs: Resolver) -> Dict[Config, List[str]]:
+    """Files grouped by the configuration that governs each (one group without a monorepo)."""
+    groups: Dict[Config, List[str]] = {}
+    for path in files:
+        groups.setdefault(configs.for_file(path), []).append(path)
+    return groups
 
 
 def _unique(diagnostics) -> List[Diagnostic]:
