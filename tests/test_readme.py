@@ -86,7 +86,8 @@ def test_pre_commit_snippet_names_real_hooks():
     assert "zgcheck-fix" in (ROOT / "README.md").read_text(encoding="utf-8")
     for hook in hooks.values():
         assert hook["entry"].startswith("zgcheck check")
-        assert hook["types_or"] == ["python", "jupyter"] and hook["require_serial"] is False
+        assert hook["types_or"] == ["python", "jupyter"] and hook["require_serial"] is True
+        assert hook["minimum_pre_commit_version"] == "3.0.0"
     assert "--fix" in hooks["zgcheck-fix"]["entry"] and "--fix" not in hooks["zgcheck"]["entry"]
 
 

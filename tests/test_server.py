@@ -222,3 +222,19 @@ def test_a_broken_configuration_is_shown_and_the_defaults_used(tmp_path):
         assert any("pyproject.toml" in m and "selcet" in m for m in editor.messages)
 
     session(tmp_path, body)
+
+
+def test_a_helpers_finding_is_shown_at_the_call_in_the_open_file(tmp_path):
+    (tmp_path / "helpers.py").write_text("def step(optimizer):\n    optimizer.step()\n")
+    caller = BUGGY.replace("import torch\n", "import torch\nfrom helpers import step\n").replace(
+        "    optimizer.step()\n", "    step(optimizer)\n")
+
+    async def body(editor):
+        uri = open_doc(editor, tmp_path / "train.py", caller)
+        [diagnostic] = await editor.diagnostics(uri)
+        assert diagnostic.code == "ZG001" and diagnostic.range.start.line == 7  # `step(optimizer)`
+        helper = next(r for r in diagnostic.related_information if r.message.startswith("helper"))
+        assert helper.location.uri == from_fs_path(str(tmp_path / "helpers.py"))
+        assert helper.location.range.start.line == 1
+
+    session(tmp_path, body)

@@ -11,7 +11,7 @@ import click
 
 from . import __version__
 from . import runner
-from .checker import check_source
+from .checker import at_call_sites, check_source
 from .config import Config, ConfigError, Resolver
 from .discovery import Discovery, DiscoveryError
 from .notebook import NotebookSource
@@ -119,7 +119,8 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_form
         for group_config, group in groups.items():
             results.extend(_run(group, group_config, mode, jobs or os.cpu_count() or 1))
 
-    diagnostics = _unique(d for r in results for d in r.diagnostics + r.errors)
+    named = files + ([stdin[0]] if stdin else [])
+    diagnostics = _unique(at_call_sites((d for r in results for d in r.diagnostics + r.errors), named))
     fixed = sum(r.fixed for r in results)
     stream = open(output_file, "w", encoding="utf-8") if output_file else sys.stdout
     try:

@@ -26,7 +26,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from . import __version__, fixes, runner
-from .checker import check_decoded, check_source, check_text
+from .checker import at_call_sites, check_decoded, check_source, check_text
 from .config import DEFAULT_CONFIG, Config, ConfigError, config_for_file
 from .report import help_uri
 from .types import Applicability, Diagnostic, Edit, Span
@@ -80,7 +80,7 @@ class ZgcheckServer(LanguageServer):
         path = _path(uri)
         if path is None or not path.endswith((".py", ".pyi")) and document.language_id != "python":
             return
-        found = check_text(document.source, path, self.config(path))
+        found = at_call_sites(check_text(document.source, path, self.config(path)), [path])
         self.checked[uri] = Checked(document.version, path, tuple(found))
         self.publish(uri, [d for d in found if _same(d.path, path)])
 
@@ -90,7 +90,7 @@ class ZgcheckServer(LanguageServer):
         if notebook is None or path is None:
             return
         cells = tuple(c.document for c in notebook.cells)
-        found = check_source(self.notebook_json(notebook), path, self.config(path))
+        found = at_call_sites(check_source(self.notebook_json(notebook), path, self.config(path)), [path])
         self.checked[uri] = Checked(notebook.version, path, tuple(found), cells)
         for index, cell_uri in enumerate(cells, 1):
             self.publish(cell_uri, [d for d in found if d.cell == index and _same(d.path, path)])
