@@ -30,6 +30,7 @@ def to_diagnostic(finding: Finding, edits: Optional[fixes.SourceEdits], module=N
     rule = RULES_BY_CODE[finding.code]
     related = tuple(Related(f"{role}: `{site.text}`", site.path, site.span) for role, site in finding.related)
     call = _call_site(module, finding.site) if module is not None else None
+    related = tuple(dict.fromkeys(related))  # one root or many reached it: each note once
     if call is not None:  # both notes: `at_call_sites` keeps the one that is not the primary location
         related = (Related(f"{CALL_ROLE}: `{call[0]}`", module.path, call[1]),
                    Related(f"{HELPER_ROLE}: `{finding.site.text}`", finding.site.path, finding.site.span)) + related

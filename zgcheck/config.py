@@ -95,14 +95,21 @@ class Config:
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
     def with_options(self, select: Optional[Iterable[str]] = None,
-                     ignore: Optional[Iterable[str]] = None) -> "Config":
-        """Command-line options on top: --select and --ignore replace the configured lists.
+                     ignore: Optional[Iterable[str]] = None,
+                     extend_select: Optional[Iterable[str]] = None) -> "Config":
+        """Command-line options on top: --select and --ignore replace the configured lists,
+        --extend-select adds to the selection (configured or given).
 
         (--exclude adds to the excludes; discovery takes it, relative to the working directory.)
         """
         changes: Dict[str, Any] = {}
         if select is not None:
             changes["select"] = frozenset(check_codes(select, "--select"))
+        if extend_select is not None:
+            base = changes.get("select", self.select)
+            extra = frozenset(check_codes(extend_select, "--extend-select"))
+            if base is not None:  # None selects every rule already
+                changes["select"] = base | extra
         if ignore is not None:
             changes["ignore"] = frozenset(check_codes(ignore, "--ignore"))
         return replace(self, **changes)
@@ -292,8 +299,8 @@ class Resolver:
     or the one `--config` names for every file; command-line --select/--ignore on top."""
 
     def __init__(self, config_path: Optional[str] = None, select: Optional[Iterable[str]] = None,
-                 ignore: Optional[Iterable[str]] = None):
-        self.options = {"select": select, "ignore": ignore}
+                 ignore: Optional[Iterable[str]] = None, extend_select: Optional[Iterable[str]] = None):
+        self.options = {"select": select, "ignore": ignore, "extend_select": extend_select}
         self.fixed = resolve(config_path, []).with_options(**self.options) if config_path else None
         self._found: Dict[Path, Optional[Path]] = {}
         self._loaded: Dict[Optional[Path], Config] = {}

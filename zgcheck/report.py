@@ -294,12 +294,17 @@ def format_sarif(diagnostics: Sequence[Diagnostic], sources: Sources, color: boo
     return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
 
 
-def format_statistics(diagnostics: Sequence[Diagnostic]) -> str:
+def format_statistics(diagnostics: Sequence[Diagnostic], output_format: str = "text") -> str:
+    """Counts per rule, most frequent first: a table, or with output_format "json" a list of
+    {code, name, count, fixable} as Ruff prints it."""
     counts = Counter((d.code, d.name) for d in diagnostics)
     fixable = Counter(d.code for d in diagnostics if d.fix is not None
                       and d.fix.applicability is Applicability.SAFE)
-    lines = [f"{n:>5}\t{code}\t{'[*] ' if fixable[code] else ''}{name}"
-             for (code, name), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    if output_format == "json":
+        return json.dumps([{"code": code, "name": name, "count": n, "fixable": fixable[code] > 0}
+                           for (code, name), n in rows], indent=2) + "\n"
+    lines = [f"{n:>5}\t{code}\t{'[*] ' if fixable[code] else ''}{name}" for (code, name), n in rows]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
