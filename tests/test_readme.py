@@ -146,3 +146,25 @@ def test_editor_snippets_start_the_server_and_name_its_actions():
     assert 'command = "zgcheck"' in helix and 'args = ["server"]' in helix
     assert FIX_ALL in (ROOT / "README.md").read_text(encoding="utf-8")
     assert CliRunner().invoke(main, ["server", "--help"]).exit_code == 0
+
+
+def test_ci_runs_the_readme_test_command_and_pins_torch_outside_the_package():
+    command = readme_block("bash", "python -m pytest").strip()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert command in ci.splitlines(), "README's test command and .ci/run must stay identical"
+    constraints = (ROOT / ".ci" / "constraints.txt").read_text()
+    assert re.search(r"^torch==2\.13\.0$", constraints, re.M) and "-c .ci/constraints.txt" in command
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    extras = re.search(r"^test = \[(.*)\]$", pyproject, re.M).group(1)
+    assert "==" not in extras  # the test extra publishes no exact pin
+
+
+def test_one_version_source():
+    from zgcheck import __version__
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and 'attr = "zgcheck.__version__"' in pyproject
+    project = pyproject.split("[project]", 1)[1].split("\n[", 1)[0]
+    assert not re.search(r"^version = ", project, re.M)
+    proc = subprocess.run([sys.executable, "-m", "zgcheck", "--version"], capture_output=True, text=True)
+    assert proc.stdout.strip().endswith(__version__)
