@@ -6,9 +6,10 @@ import json
 import textwrap
 
 import pytest
-from click.testing import CliRunner
 
 from zgcheck.cli import main
+
+from cli_support import invoke
 
 ENGINE = textwrap.dedent("""\
     def train_one_epoch(model, optimizer, data):
@@ -66,7 +67,7 @@ def package(tmp_path, monkeypatch):
 
 
 def check(*args):
-    result = CliRunner().invoke(main, ["check", "--output-format", "json", *args])
+    result = invoke(["check", "--output-format", "json", *args])
     return result, json.loads(result.stdout or "[]")
 
 

@@ -184,6 +184,10 @@ def test_notebook_cells(tmp_path):
         [document_edit] = action.edit.document_changes
         assert document_edit.text_document.uri == uris[1]
         assert apply(cells[1], document_edit.edits).endswith("    opt.step()\n    opt.zero_grad()\n")
+        [fix_all] = await actions(editor, uris[1], only=["source.fixAll"])
+        [cell_edit] = fix_all.edit.document_changes  # only the cell that changes
+        assert cell_edit.text_document.uri == uris[1]
+        assert apply(cells[1], cell_edit.edits) == apply(cells[1], document_edit.edits)
 
     session(tmp_path, body)
 
