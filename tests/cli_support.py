@@ -22,7 +22,31 @@ CLEAN = BUGGY.replace("    loss = model", "    optimizer.zero_grad()\n    loss =
 
 
 def run(*args, input=None, env=None):
-    return CliRunner().invoke(main, ["check", "--no-cache", *args], input=input, env=env)
+    return invoke(["check", "--no-cache", *args], input=input, env=env)
+
+
+class _Separated:
+    """click < 8.2 (the newest on Python 3.9) mixes stderr into stdout unless told not to;
+    then `output` is both, as click >= 8.2 gives it, and `stdout` is stdout alone."""
+
+    def __init__(self, result):
+        self._result = result
+
+    def __getattr__(self, name):
+        return getattr(self._result, name)
+
+    @property
+    def output(self) -> str:
+        return self._result.stdout + self._result.stderr
+
+
+def invoke(args, **kwargs):
+    """Run the CLI in-process with stdout and stderr apart, on every click we support."""
+    try:
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:  # click >= 8.2: always apart
+        return CliRunner().invoke(main, args, **kwargs)
+    return _Separated(runner.invoke(main, args, **kwargs))
 
 
 def codes(result):

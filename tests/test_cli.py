@@ -7,15 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
-from zgcheck.cli import main
 from zgcheck.rules import ALL_RULES
 
-from cli_support import BUGGY, CLEAN
+from cli_support import BUGGY, CLEAN, invoke
 
 def run(*args, input=None):
-    return CliRunner().invoke(main, list(args), input=input)
+    return invoke(list(args), input=input)
 
 
 @pytest.fixture

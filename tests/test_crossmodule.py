@@ -6,9 +6,10 @@ import json
 import textwrap
 
 import pytest
-from click.testing import CliRunner
 
 from zgcheck.cli import main
+
+from cli_support import invoke
 
 ENGINE = textwrap.dedent("""\
     def train_one_epoch(model, optimizer, data):
@@ -66,7 +67,7 @@ def package(tmp_path, monkeypatch):
 
 
 def check(*args):
-    result = CliRunner().invoke(main, ["check", "--output-format", "json", *args])
+    result = invoke(["check", "--output-format", "json", *args])
     return result, json.loads(result.stdout or "[]")
 
 
@@ -76,10 +77,16 @@ def test_imported_zero_helpers_count_and_the_helper_bug_is_reported_once(package
 
 
 def test_a_caller_without_backward_is_checked_through_its_helper(package):
-    # main.py alone: the bug lives in engine.py, reached through the import.
+    # main.py alone: the bug lives in engine.py, reached through the import. engine.py was
+    # not named, so the finding is reported at main.py's call, with a note at the helper.
     result, found = check("--no-cache", "pkg/main.py")
-    assert [(d["filename"], d["code"], d["location"]["row"]) for d in found] == [("pkg/engine.py", "ZG001", 5)]
+    assert [(d["filename"], d["code"], d["location"]["row"]) for d in found] == [("pkg/main.py", "ZG001", 11)]
+    helper = [r for r in found[0]["related"] if r["message"].startswith("helper: ")]
+    assert [(r["filename"], r["location"]["row"]) for r in helper] == [("pkg/engine.py", 5)]
     assert found[0]["fix"] is None  # never edit another file while fixing this one
+    # Both named: the finding stays in the helper, reported once.
+    result, found = check("--no-cache", "pkg/main.py", "pkg/engine.py")
+    assert [(d["filename"], d["code"], d["location"]["row"]) for d in found] == [("pkg/engine.py", "ZG001", 5)]
 
 
 def test_cache_entry_is_dropped_when_an_imported_helper_changes(package):
@@ -115,7 +122,9 @@ def test_methods_inherited_from_a_base_class_in_another_file(package):
                 for x in data:
                     self.step_batch(x)
         """))
-    result, found = check("--no-cache", "pkg/trainer.py")
+    result, found = check("--no-cache", "pkg/trainer.py")  # at the call of the inherited method
+    assert [(d["filename"], d["code"], d["location"]["row"]) for d in found] == [("pkg/trainer.py", "ZG001", 8)]
+    result, found = check("--no-cache", "pkg/trainer.py", "pkg/base.py")
     assert [(d["filename"], d["code"], d["location"]["row"]) for d in found] == [("pkg/base.py", "ZG001", 5)]
 
 

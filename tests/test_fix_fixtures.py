@@ -10,9 +10,10 @@ import re
 import shutil
 
 import pytest
-from click.testing import CliRunner
 
 from zgcheck.cli import main
+
+from cli_support import invoke
 
 from fixture_support import FIXTURES, all_fixtures
 
@@ -23,7 +24,7 @@ EXPECT_COMMENT = re.compile(r"  # expect: [A-Z0-9, ]+$", re.M)
 def fixed_copy(tmp_path_factory):
     copy = tmp_path_factory.mktemp("fixtures") / "fixtures"
     shutil.copytree(FIXTURES, copy)
-    result = CliRunner().invoke(main, ["check", "--fix", "--no-cache", str(copy)])
+    result = invoke(["check", "--fix", "--no-cache", str(copy)])
     return copy, result
 
 
@@ -53,7 +54,7 @@ def test_every_fixed_file_has_its_fixture():
 def test_second_fix_changes_nothing(fixed_copy):
     copy, _ = fixed_copy
     before = {p: p.read_bytes() for p in copy.rglob("*.py")}
-    CliRunner().invoke(main, ["check", "--fix", "--no-cache", str(copy)])
+    invoke(["check", "--fix", "--no-cache", str(copy)])
     assert {p: p.read_bytes() for p in copy.rglob("*.py")} == before
 
 

@@ -220,7 +220,9 @@ def test_fix_and_diff_on_a_notebook(tmp_path):
     path.write_text(original)
     diff = run("--diff", str(path))
     assert diff.exit_code == 1 and path.read_text() == original
-    assert f"+++ {path}:cell 2" in diff.output and "+    optimizer.zero_grad()" in diff.output
+    # The .ipynb is one unit of the patch (git apply takes it); the change is the cell's source.
+    rel = path.as_posix().lstrip("/")
+    assert f"--- a/{rel}\n+++ b/{rel}\n" in diff.stdout and '+    "    optimizer.zero_grad()"' in diff.stdout
     result = run("--fix", str(path))
     assert result.exit_code == 0, result.output
     after = json.loads(path.read_text())

@@ -79,11 +79,57 @@ def test_sarif_results(project):
 
 def test_sarif_points_notebook_results_at_the_json_line_of_the_cell(project):
     result = [r for r in sarif("nb.ipynb")["runs"][0]["results"]][0]
-    assert result["properties"]["cell"] == 3
-    assert result["properties"]["cellRegion"]["startLine"] == 4
-    line = result["locations"][0]["physicalLocation"]["region"]["startLine"]
+    location = result["locations"][0]
+    assert location["properties"] == {"cell": 3, "cellRegion": {
+        "startLine": 4, "startColumn": 5, "endLine": 4, "endColumn": 21}}
+    assert location["logicalLocations"] == [{"name": "cell 3"}]
+    line = location["physicalLocation"]["region"]["startLine"]
     assert '"    optimizer.step()"' in (project / "nb.ipynb").read_text().splitlines()[line - 1]
-    assert result["message"]["text"].startswith("cell 3:4:5: ")
+    assert "cell" not in result["message"]["text"]  # the cell is in the location, not the message
+    [backward] = [r for r in result["relatedLocations"] if r["message"]["text"].startswith("backward")]
+    assert backward["properties"]["cell"] == 3 and backward["properties"]["cellRegion"]["startLine"] == 3
+
+
+def test_sarif_uris_are_relative_to_the_git_top_level(project, monkeypatch):
+    (project / ".git").mkdir()
+    monkeypatch.chdir(project / "src")
+    run_ = sarif("buggy.py")["runs"][0]
+    assert run_["originalUriBaseIds"]["%SRCROOT%"]["uri"] == project.as_uri() + "/"
+    location = run_["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert location == {"uri": "src/buggy.py", "uriBaseId": "%SRCROOT%"}
+
+
+def test_sarif_fingerprints_survive_unrelated_edits(project):
+    def fingerprints():
+        return sorted(r["partialFingerprints"]["zgcheck/v1"] for r in sarif(".")["runs"][0]["results"])
+
+    before = fingerprints()
+    assert len(set(before)) == len(before) == 3
+    buggy = project / "src" / "buggy.py"
+    buggy.write_text("# a comment and a blank line above everything\n\n" + buggy.read_text())
+    (project / "other.py").write_text(BUGGY)  # the same code in another file is another finding
+    after = fingerprints()
+    assert set(before) < set(after) and len(after) == 4
+    buggy.write_text(BUGGY + BUGGY.split("import torch\n", 1)[1])  # the same bug twice in one file
+    assert len(set(fingerprints())) == 5
+
+
+def test_sarif_rules_link_to_their_generated_pages(project):
+    from zgcheck import codes
+
+    root = Path(__file__).resolve().parent.parent
+    for rule in sarif(".")["runs"][0]["tool"]["driver"]["rules"]:
+        page = rule["helpUri"].rsplit("/docs/rules/", 1)[1]
+        assert (root / "docs" / "rules" / page).read_text(encoding="utf-8") == codes.render(codes.CODES[rule["id"]])
+
+
+def test_docs_rules_are_generated_from_the_codes_table():
+    """docs/rules/ is what `python -m zgcheck.codes` writes: run it after changing a rule's docs."""
+    from zgcheck import codes
+
+    directory = Path(__file__).resolve().parent.parent / "docs" / "rules"
+    on_disk = {p.name: p.read_text(encoding="utf-8") for p in directory.glob("*.md")}
+    assert on_disk == codes.pages()
 
 
 def test_sarif_paths_outside_the_working_directory_are_absolute_uris(project, tmp_path_factory):

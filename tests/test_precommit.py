@@ -107,3 +107,24 @@ def test_installed_hooks_check_fix_and_pass(hooks, tmp_path):
 def run_hooks(hooks, project_dir: Path, hook: str, *extra):
     _, home = hooks
     return _pre_commit(project_dir, home, "run", hook, "--all-files", *extra)
+
+
+HELPER = "def step(optimizer):\n    optimizer.step()\n"
+CALLER = ("import torch\nfrom helpers import step\nmodel = torch.nn.Linear(2, 1)\n"
+          "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+          "for x in torch.randn(3, 4, 2):\n    model(x).sum().backward()\n    step(optimizer)\n")
+
+
+def test_a_helpers_finding_is_reported_once_at_the_call_site_of_the_named_file(hooks, tmp_path):
+    repo, home = hooks
+    project(tmp_path, **{"helpers.py": HELPER, "train.py": CALLER, "other.py": CALLER.replace("step(optimizer)\n",
+                                                                                              "pass\n")})
+    code, output = _pre_commit(tmp_path, home, "try-repo", str(repo), "zgcheck", "--files", "train.py")
+    assert code == 1, output
+    assert "train.py:7:5: ZG001" in output and "helper: `optimizer.step()` at helpers.py:2:5" in output
+    assert "helpers.py:2:5: ZG001" not in output
+    assert len(re.findall(r": ZG001 ", output)) == 1
+
+    code, output = try_repo(hooks, tmp_path, "zgcheck")  # every file named: the helper's own line
+    assert code == 1, output
+    assert len(re.findall(r": ZG001 ", output)) == 1 and "helpers.py:2:5: ZG001" in output

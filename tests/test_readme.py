@@ -86,13 +86,13 @@ def test_pre_commit_snippet_names_real_hooks():
     assert "zgcheck-fix" in (ROOT / "README.md").read_text(encoding="utf-8")
     for hook in hooks.values():
         assert hook["entry"].startswith("zgcheck check")
-        assert hook["types_or"] == ["python", "jupyter"] and hook["require_serial"] is False
+        assert hook["types_or"] == ["python", "jupyter"] and hook["require_serial"] is True
+        assert hook["minimum_pre_commit_version"] == "3.0.0"
     assert "--fix" in hooks["zgcheck-fix"]["entry"] and "--fix" not in hooks["zgcheck"]["entry"]
 
 
 def test_github_actions_job_runs_for_real(tmp_path):
-    workflow = yaml.safe_load(readme_block("yaml", "upload-sarif"))
-    steps = next(iter(workflow["jobs"].values()))["steps"]
+    steps = yaml.safe_load(readme_block("yaml", "upload-sarif"))  # the job's steps, without the action
     command = next(s["run"] for s in steps if str(s.get("run", "")).startswith("zgcheck check"))
     upload = next(s for s in steps if s.get("uses", "").startswith("github/codeql-action/upload-sarif"))
     argv = shlex.split(command)
@@ -134,3 +134,38 @@ def test_try_it_example_output():
     shown = [line.rstrip() for line in example.splitlines() if line.strip()]
     got = [line.rstrip() for line in proc.stdout.splitlines() if line.strip()]
     assert got[:len(shown)] == shown
+
+
+def test_editor_snippets_start_the_server_and_name_its_actions():
+    from zgcheck.server import FIX_ALL
+
+    vscode = json.loads(readme_block("json", "glspc"))
+    assert [vscode["glspc.server.command"], *vscode["glspc.server.commandArguments"]] == ["zgcheck", "server"]
+    assert FIX_ALL in vscode["editor.codeActionsOnSave"]
+    assert 'cmd = { "zgcheck", "server" }' in readme_block("lua", "vim.lsp.start")
+    helix = readme_block("toml", "[language-server.zgcheck]")
+    assert 'command = "zgcheck"' in helix and 'args = ["server"]' in helix
+    assert FIX_ALL in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert CliRunner().invoke(main, ["server", "--help"]).exit_code == 0
+
+
+def test_ci_runs_the_readme_test_command_and_pins_torch_outside_the_package():
+    command = readme_block("bash", "python -m pytest").strip()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert command in ci.splitlines(), "README's test command and .ci/run must stay identical"
+    constraints = (ROOT / ".ci" / "constraints.txt").read_text()
+    assert re.search(r"^torch==2\.13\.0$", constraints, re.M) and "-c .ci/constraints.txt" in command
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    extras = re.search(r"^test = \[(.*)\]$", pyproject, re.M).group(1)
+    assert "==" not in extras  # the test extra publishes no exact pin
+
+
+def test_one_version_source():
+    from zgcheck import __version__
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and 'attr = "zgcheck.__version__"' in pyproject
+    project = pyproject.split("[project]", 1)[1].split("\n[", 1)[0]
+    assert not re.search(r"^version = ", project, re.M)
+    proc = subprocess.run([sys.executable, "-m", "zgcheck", "--version"], capture_output=True, text=True)
+    assert proc.stdout.strip().endswith(__version__)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import traceback
 from dataclasses import replace
-from typing import List, Optional, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
 from . import fixes, notebook, suppress
 from . import source as sourcemod
@@ -13,16 +14,26 @@ from .analysis.imports import imports_project_helper
 from .config import Config, DEFAULT_CONFIG
 from .recognise import gate
 from .rules import RULES_BY_CODE
-from .types import Diagnostic, Finding, Related
+from .types import Diagnostic, EventKind, Finding, Related, Site, Span
 
 # Proving a fix safe re-checks the file once per fixable diagnostic; past this
 # many in one file, fixes keep their preliminary safety.
 MAX_VERIFIED_FIXES = 25
 
 
-def to_diagnostic(finding: Finding, edits: Optional[fixes.SourceEdits]) -> Diagnostic:
+CALL_ROLE = "call"  # a related location: the call in the checked file that reached a helper's finding
+HELPER_ROLE = "helper"
+MAX_CALL_DEPTH = 8
+
+
+def to_diagnostic(finding: Finding, edits: Optional[fixes.SourceEdits], module=None) -> Diagnostic:
     rule = RULES_BY_CODE[finding.code]
     related = tuple(Related(f"{role}: `{site.text}`", site.path, site.span) for role, site in finding.related)
+    call = _call_site(module, finding.site) if module is not None else None
+    related = tuple(dict.fromkeys(related))  # one root or many reached it: each note once
+    if call is not None:  # both notes: `at_call_sites` keeps the one that is not the primary location
+        related = (Related(f"{CALL_ROLE}: `{call[0]}`", module.path, call[1]),
+                   Related(f"{HELPER_ROLE}: `{finding.site.text}`", finding.site.path, finding.site.span)) + related
     # A finding inside a helper imported from another file is reported there, without a fix.
     fix = rule.fix(finding, edits) if edits is not None and finding.site.path == edits.parsed.path else None
     return Diagnostic(rule.code, rule.name, rule.message(finding), finding.site.path, finding.site.span, related, fix)
@@ -38,9 +49,10 @@ def diagnose(text: str, path: str, config: Config, with_fixes: bool = True,
         parsed = sourcemod.parse(text, path)
         if isinstance(parsed, Diagnostic):
             return [parsed]
-        findings = analyse(parsed, workspace or Workspace(config.tables))
+        workspace = workspace or Workspace(config.tables)
+        findings = analyse(parsed, workspace)
         edits = fixes.SourceEdits(parsed) if with_fixes and findings else None
-        return sorted((to_diagnostic(f, edits) for f in findings), key=Diagnostic.sort_key)
+        return sorted((to_diagnostic(f, edits, workspace.own) for f in findings), key=Diagnostic.sort_key)
     except RecursionError:  # the parser's own limits were met in source.parse: this is ours
         return [sourcemod.tool_diagnostic(sourcemod.INTERNAL_ERROR, path,
                                           "internal error: the analysis recursed too deeply; please report it")]
@@ -49,6 +61,60 @@ def diagnose(text: str, path: str, config: Config, with_fixes: bool = True,
         message = (f"internal error: {type(err).__name__}: {err} "
                    f"(at {where.filename}:{where.lineno}); please report it")
         return [sourcemod.tool_diagnostic(sourcemod.INTERNAL_ERROR, path, message)]
+
+
+def _call_site(module, site: Site) -> Optional[Tuple[str, Span]]:
+    """(text, span) of the call in module's own code through which the analysis reached a
+    site in another file (an imported helper's step); None for a site in the module."""
+    if _same_file(site.path, module.path):
+        return None
+
+    def calls(unit):
+        for events in unit.module.graph(unit)[1].values():
+            for event in events:
+                if event.kind is EventKind.CALL:
+                    yield event, unit.module.callee(event.target, unit)
+
+    def reaches(unit, depth: int, seen: set) -> bool:
+        if _same_file(unit.path, site.path) and _within(site.span, unit.module.parsed.span(unit.node)):
+            return True
+        if depth == 0 or unit.key in seen:
+            return False
+        seen.add(unit.key)
+        return any(callee is not None and reaches(callee, depth - 1, seen) for _, callee in calls(unit))
+
+    for unit in list(module.units):
+        for event, callee in calls(unit):
+            if callee is not None and reaches(callee, MAX_CALL_DEPTH, set()):
+                return event.text, event.span
+    return None
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def _within(inner: Span, outer: Span) -> bool:
+    return (outer.start_line, outer.start_col) <= (inner.start_line, inner.start_col) and \
+        (inner.end_line, inner.end_col) <= (outer.end_line, outer.end_col)
+
+
+def at_call_sites(diagnostics: Iterable[Diagnostic], named: Iterable[str]) -> List[Diagnostic]:
+    """A finding inside a file that was not named (an imported helper) is reported at the call
+    in the named file that reached it, with a note pointing at the helper: a commit is then
+    blocked only by the code it touches. Findings in named files stay where they are."""
+    named = {os.path.normcase(os.path.abspath(p)) for p in named}
+    out = []
+    for d in diagnostics:
+        call = next((r for r in d.related if r.message.startswith(CALL_ROLE + ": ")), None)
+        if call is None:
+            out.append(d)
+        elif os.path.normcase(os.path.abspath(d.path)) in named:  # stays in the helper
+            out.append(replace(d, related=tuple(r for r in d.related if not r.message.startswith(HELPER_ROLE + ": "))))
+        else:
+            out.append(replace(d, path=call.path, span=call.span, cell=call.cell, fix=None,
+                               related=tuple(r for r in d.related if r is not call)))
+    return out
 
 
 def _verify_fixes(text: str, path: str, config: Config, diagnostics: List[Diagnostic]) -> List[Diagnostic]:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional, Sequence, Tuple
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import click
 
 from . import __version__
 from . import runner
-from .checker import check_source
-from .config import Config, ConfigError
-from .config import resolve as resolve_config
+from .checker import at_call_sites, check_source
+from .config import Config, ConfigError, Resolver
 from .discovery import Discovery, DiscoveryError
 from .notebook import NotebookSource
-from .report import FORMATTERS, format_statistics
+from .report import FORMATTERS, format_statistics, source_root
 from . import codes
 from .source import decode_for_display, read_bytes, with_deep_stack
 from .types import Diagnostic
@@ -26,8 +27,15 @@ def _codes(value: Optional[str]):
     return frozenset(code.strip().upper() for code in value.split(",") if code.strip())
 
 
-def _use_color(stream) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
+def _use_color(stream, choice: str = "auto") -> bool:
+    """--color always/never decide; auto: NO_COLOR turns it off, FORCE_COLOR on, else a terminal."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "0") not in ("", "0"):
+        return True
+    return stream.isatty()
 
 
 # Past this many files, a run on a terminal shows a progress bar on stderr.
@@ -66,36 +74,44 @@ def main() -> None:
     """Find missing and misplaced zero_grad() in PyTorch training code."""
 
 
-@main.command()
+@main.command(short_help="Check files for missing and misplaced zero_grad(); fix them.")
 @click.argument("paths", nargs=-1, type=str)
 @click.option("--fix", is_flag=True, help="Apply safe fixes.")
 @click.option("--unsafe-fixes", is_flag=True, help="With --fix or --diff, apply unsafe fixes too.")
-@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff; write nothing.")
+@click.option("--diff", is_flag=True, help="Print the fixes as a patch (git apply accepts it); write nothing.")
+@click.option("--show-fixes", is_flag=True, help="With --fix or --diff, list what was (or would be) fixed.")
 @click.option("--select", help="Comma-separated rule codes (or prefixes) to enable.")
+@click.option("--extend-select", help="Comma-separated rule codes (or prefixes) to enable on top of the selection.")
 @click.option("--ignore", help="Comma-separated rule codes (or prefixes) to disable.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when diagnostics remain.")
 @click.option("--output-format", type=click.Choice(sorted(FORMATTERS)), default="text", show_default=True)
-@click.option("--output-file", "-o", type=click.Path(dir_okay=False, writable=True), help="Write the report here.")
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False), help="Write the report here (directories are created).")
 @click.option("--statistics", is_flag=True, help="Show counts per rule instead of each diagnostic.")
 @click.option("--quiet", "-q", is_flag=True, help="Print diagnostics only, no summary.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colour the text report: auto is on a terminal unless NO_COLOR is set (FORCE_COLOR forces it).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPU count).")
-@click.option("--no-cache", is_flag=True, help="Neither read nor write .zgcheck_cache.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--cache-dir", envvar="ZGCHECK_CACHE_DIR", type=click.Path(file_okay=False),
+              help="The cache directory [default: .zgcheck_cache at the project root; env: ZGCHECK_CACHE_DIR].")
 @click.option("--exclude", multiple=True, help="Gitignore-style pattern to skip (repeatable).")
 @click.option("--no-respect-gitignore", is_flag=True, help="Check files that .gitignore excludes.")
 @click.option("--force-exclude", is_flag=True, help="Apply excludes to explicitly named files too.")
 @click.option("--stdin-filename", help="The name of the file read from '-' (for messages and per-file-ignores).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Read [tool.zgcheck] from this file instead of the nearest pyproject.toml.")
-def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_format, output_file, statistics,
-          quiet, jobs, no_cache, exclude, no_respect_gitignore, force_exclude, stdin_filename, config_path):
+              help="Read [tool.zgcheck] from this file for every file, instead of each file's nearest pyproject.toml.")
+def check(paths, fix, unsafe_fixes, diff, show_fixes, select, extend_select, ignore, exit_zero, output_format,
+          output_file, statistics, quiet, color, jobs, no_cache, cache_dir, exclude, no_respect_gitignore,
+          force_exclude, stdin_filename, config_path):
     """Check PATHS (files or directories; default '.'; '-' reads stdin)."""
-    try:
-        where = [p for p in (paths or (".",)) if p != "-"] + ([stdin_filename] if stdin_filename else [])
-        config = resolve_config(config_path, where).with_options(select=_codes(select), ignore=_codes(ignore))
+    try:  # each file's own configuration (the nearest [tool.zgcheck] above it), as Ruff does
+        configs = Resolver(config_path, select=_codes(select), ignore=_codes(ignore),
+                           extend_select=_codes(extend_select))
+        config = configs.for_file(stdin_filename) if stdin_filename else configs.for_directory(Path.cwd())
     except ConfigError as err:
         raise ConfigProblem(str(err))
     mode = runner.Mode(fix=fix and not diff, unsafe=unsafe_fixes, diff=diff,
-                       cache_dir=None if (no_cache or fix or diff) else runner.prepare_cache())
+                       cache_dir=None if (no_cache or fix or diff) else _cache(cache_dir, config))
     paths = paths or (".",)
     stdin = None
     results: List[runner.FileResult] = []
@@ -107,34 +123,77 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, exit_zero, output_form
     files: List[str] = []
     if paths:
         discovery = Discovery.for_config(config, exclude, respect_gitignore=not no_respect_gitignore,
-                                         force_exclude=force_exclude)
+                                         force_exclude=force_exclude, config_for=configs.for_directory)
         try:
             files = discovery.files(paths)
+            groups = _by_config(files, configs)
         except DiscoveryError as err:
             raise click.UsageError(str(err))
-        results.extend(_run(files, config, mode, jobs or os.cpu_count() or 1))
+        except ConfigError as err:
+            raise ConfigProblem(str(err))
+        for group_config, group in groups.items():
+            results.extend(_run(group, group_config, mode, jobs or os.cpu_count() or 1))
+        order = {path: i for i, path in enumerate(files)}
+        results.sort(key=lambda r: order.get(r.path, -1))
 
-    diagnostics = _unique(d for r in results for d in r.diagnostics + r.errors)
+    named = files + ([stdin[0]] if stdin else [])
+    diagnostics = _unique(at_call_sites((d for r in results for d in r.diagnostics + r.errors), named))
     fixed = sum(r.fixed for r in results)
-    # With `--fix -` stdout carries the fixed source: the report goes to stderr.
-    stream = open(output_file, "w", encoding="utf-8") if output_file else \
-        sys.stderr if stdin is not None and mode.fix else sys.stdout
+    # stdout carries one thing: the patch (--diff), the fixed source (--fix -), or the report.
+    report_to_stderr = diff or (stdin is not None and mode.fix)
+    if output_file:
+        Path(output_file).parent.mkdir(parents=True, exist_ok=True)
+    stream = open(output_file, "w", encoding="utf-8") if output_file else sys.stderr if report_to_stderr else sys.stdout
     try:
-        color = output_file is None and _use_color(stream)
         if diff:
-            stream.write("".join(r.diff for r in results))
+            sys.stdout.write("".join(r.diff for r in results))
         if statistics:
-            stream.write(format_statistics(diagnostics))
-        elif not diff or diagnostics:
-            stream.write(FORMATTERS[output_format](diagnostics, _sources(diagnostics, stdin), color))
+            stream.write(format_statistics(diagnostics, output_format))
+        else:
+            stream.write(FORMATTERS[output_format](diagnostics, _sources(diagnostics, stdin),
+                                                   not output_file and _use_color(stream, color)))
+        if show_fixes and (fix or diff):
+            click.echo(_fixed_list(results, diff), err=True, nl=False)
         if output_format in ("text", "concise") and not quiet and not statistics:
             click.echo(_summary(diagnostics, len(files) + (1 if stdin else 0), fixed, diff, results),
-                       err=output_file is None or diff)
+                       err=output_file is None)
     finally:
         if output_file:
             stream.close()
     would_change = diff and any(r.diff for r in results)
     sys.exit(0 if exit_zero or not (diagnostics or would_change) else 1)
+
+
+def _cache(cache_dir: Optional[str], config: Config) -> Optional[str]:
+    """--cache-dir (or ZGCHECK_CACHE_DIR), else .zgcheck_cache at the project root: the
+    directory of the configuration file, else the git top level, else the working directory."""
+    if cache_dir:
+        return runner.prepare_cache(directory=cache_dir)
+    root = os.path.dirname(os.path.abspath(config.source)) if config.source else str(source_root())
+    return runner.prepare_cache(root)
+
+
+def _fixed_list(results, diff: bool) -> str:
+    """Ruff's --show-fixes: per file, how many of each code were (or would be) fixed."""
+    lines = []
+    for r in results:
+        if r.fixed and r.fixed_codes:
+            lines.append(f"- {r.path}:")
+            for code, n in sorted(Counter(r.fixed_codes).items()):
+                lines.append(f"    {n} \u00d7 {code} ({codes.CODES[code].name if code in codes.CODES else code})")
+    if not lines:
+        return ""
+    total = sum(r.fixed for r in results if r.fixed_codes)
+    head = f"{'Would fix' if diff else 'Fixed'} {total} diagnostic{'s' if total != 1 else ''}:"
+    return "\n".join([head, *lines]) + "\n"
+
+
+def _by_config(files: List[str], configs: Resolver) -> Dict[Config, List[str]]:
+    """Files grouped by the configuration that governs each (one group without a monorepo)."""
+    groups: Dict[Config, List[str]] = {}
+    for path in files:
+        groups.setdefault(configs.for_file(path), []).append(path)
+    return groups
 
 
 def _unique(diagnostics) -> List[Diagnostic]:
@@ -197,7 +256,7 @@ def _summary(diagnostics, checked: int, fixed: int, diff: bool, results) -> str:
     return f"All checks passed ({files})."
 
 
-@main.command()
+@main.command(short_help="Show the documentation of a rule (e.g. `zgcheck rule ZG001`).")
 @click.argument("code", required=False)
 @click.option("--all", "show_all", is_flag=True, help="List every rule.")
 def rule(code, show_all):
@@ -210,6 +269,14 @@ def rule(code, show_all):
     if found is None:
         raise click.UsageError(f"unknown rule {code!r}; known: {', '.join(codes.CODES)}")
     click.echo(codes.render(found))
+
+
+@main.command(short_help="Run the language server over stdio (for editors).")
+def server():
+    """Run the language server over stdio (for editors)."""
+    from .server import serve
+
+    serve()
 
 
 def run() -> None:
@@ -233,7 +300,8 @@ def _as_typed(d: Diagnostic) -> Diagnostic:
     return replace(d, path=short(d.path), related=related)
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@main.command(short_help="Run a script under the runtime gradient checker (needs torch).",
+              context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("-m", "module", metavar="MODULE", help="Run library module MODULE as a script, like python -m.")
 @click.option("--seed", type=int, default=None,
               help="Seed torch, random and numpy with N before the script starts (default: not seeded).")

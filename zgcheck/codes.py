@@ -6,7 +6,9 @@ The CLI (`zgcheck rule`), the reporters (SARIF rule descriptors), configuration
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict
 
 from .rules import ALL_RULES, Rule
@@ -79,3 +81,20 @@ def lookup(code_or_name: str):
 def render(code: Code) -> str:
     """The documentation `zgcheck rule CODE` prints."""
     return f"# {code.name} ({code.code})\n\n{code.doc}"
+
+
+def pages() -> Dict[str, str]:
+    """docs/rules/: a page per code (what `zgcheck rule CODE` prints) and an index table."""
+    rows = "".join(f"| [{c.code}]({c.code}.md) | `{c.name}` | {c.summary} |\n" for c in CODES.values())
+    index = ("# Rules\n\nGenerated from `zgcheck/codes.py` by `python -m zgcheck.codes`; "
+             "do not edit by hand.\n\n| Code | Name | Summary |\n|------|------|---------|\n" + rows)
+    return {"README.md": index, **{f"{c.code}.md": render(c) for c in CODES.values()}}
+
+
+if __name__ == "__main__":  # python -m zgcheck.codes [DIRECTORY]: (re)write docs/rules/
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/rules")
+    target.mkdir(parents=True, exist_ok=True)
+    for stale in target.glob("*.md"):
+        stale.unlink()
+    for name, text in pages().items():
+        (target / name).write_text(text, encoding="utf-8")

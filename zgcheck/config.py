@@ -1,10 +1,12 @@
 """[tool.zgcheck] -> a frozen Config.
 
-One configuration per run: the nearest `pyproject.toml` holding a
-`[tool.zgcheck]` table, searched upwards from the common parent directory of
-the paths being checked (or from `--config PATH`). Relative patterns
-(`exclude`, `extend-exclude`, `per-file-ignores`) are gitignore-style and
-resolved against the directory of that file.
+As Ruff does it: each file uses the nearest `pyproject.toml` holding a
+`[tool.zgcheck]` table above it (or, for every file, the one `--config PATH`
+names). `extend = "../pyproject.toml"` loads that file first and lays this one's
+keys over it: `select`, `ignore`, `exclude` and `per-file-ignores` replace the
+base's, `extend-exclude` and the `extra-*` names add to them. Relative patterns
+are gitignore-style and relative to the directory of the file that wrote them,
+so a base means the same whoever extends it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ TABLE_KEYS = {
 }
 CODE_KEYS = ("select", "ignore")
 GLOB_KEYS = ("exclude", "extend-exclude")
-KNOWN_KEYS = CODE_KEYS + GLOB_KEYS + ("per-file-ignores",) + tuple(TABLE_KEYS)
+KNOWN_KEYS = ("extend",) + CODE_KEYS + GLOB_KEYS + ("per-file-ignores",) + tuple(TABLE_KEYS)
 # Tool diagnostics (ZG9xx) are numbered as they are added; accept any of them.
 TOOL_CODE = re.compile(r"^ZG9\d{0,2}$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(\(\))?$")
@@ -60,6 +62,10 @@ class Config:
     per_file_ignores: Tuple[Tuple[str, FrozenSet[str]], ...] = ()  # (glob, codes)
     root: str = ""  # absolute directory that patterns are relative to; "" = the working directory
     source: str = ""  # the file this came from, for messages
+    # Patterns inherited through `extend`, relative to the base file that wrote them.
+    exclude_root: str = ""  # the directory `exclude` is relative to ("" = root)
+    per_file_ignores_root: str = ""  # likewise for per-file-ignores
+    inherited_excludes: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()  # (directory, extend-exclude)
 
     def is_selected(self, code: str, path: Optional[str] = None) -> bool:
         if _matches(code, self.ignore):
@@ -70,7 +76,7 @@ class Config:
 
     def ignored_in(self, path: str) -> FrozenSet[str]:
         """Codes that `per-file-ignores` switches off for this path."""
-        rel = relative_to_root(path, self.root)
+        rel = relative_to_root(path, self.per_file_ignores_root or self.root)
         out: FrozenSet[str] = frozenset()
         for glob, codes in self.per_file_ignores:
             if _spec((glob,)).match_file(rel):
@@ -84,19 +90,26 @@ class Config:
             "ignore": sorted(self.ignore),
             "tables": {f.name: sorted(getattr(self.tables, f.name)) for f in fields(self.tables)},
             "per_file_ignores": [[glob, sorted(codes)] for glob, codes in self.per_file_ignores],
-            "root": self.root if self.per_file_ignores else "",
+            "root": (self.per_file_ignores_root or self.root) if self.per_file_ignores else "",
         }
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
     def with_options(self, select: Optional[Iterable[str]] = None,
-                     ignore: Optional[Iterable[str]] = None) -> "Config":
-        """Command-line options on top: --select and --ignore replace the configured lists.
+                     ignore: Optional[Iterable[str]] = None,
+                     extend_select: Optional[Iterable[str]] = None) -> "Config":
+        """Command-line options on top: --select and --ignore replace the configured lists,
+        --extend-select adds to the selection (configured or given).
 
         (--exclude adds to the excludes; discovery takes it, relative to the working directory.)
         """
         changes: Dict[str, Any] = {}
         if select is not None:
             changes["select"] = frozenset(check_codes(select, "--select"))
+        if extend_select is not None:
+            base = changes.get("select", self.select)
+            extra = frozenset(check_codes(extend_select, "--extend-select"))
+            if base is not None:  # None selects every rule already
+                changes["select"] = base | extra
         if ignore is not None:
             changes["ignore"] = frozenset(check_codes(ignore, "--ignore"))
         return replace(self, **changes)
@@ -176,30 +189,52 @@ def _read_toml(path: Path) -> Dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
 
 
-def load_config(path: Path) -> Config:
-    """The Config of one pyproject.toml (or any TOML file with a [tool.zgcheck] table)."""
+def load_config(path: Path, _seen: Tuple[Path, ...] = ()) -> Config:
+    """The Config of one pyproject.toml (or any TOML file with a [tool.zgcheck] table),
+    laid over the file it `extend`s."""
     data = _read_toml(path)
     section = data.get("tool", {}).get("zgcheck", {}) if isinstance(data.get("tool"), dict) else {}
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [tool.zgcheck] must be a table")
-    return config_from_table(section, path)
+    base = DEFAULT_CONFIG
+    if "extend" in section:
+        where = f"{path}: [tool.zgcheck] extend"
+        if not isinstance(section["extend"], str):
+            raise ConfigError(f"{where}: expected a path, got {_describe(section['extend'])}")
+        target = (path.parent / os.path.expandvars(os.path.expanduser(section["extend"]))).resolve()
+        if target in _seen + (path.resolve(),):
+            raise ConfigError(f"{where}: {section['extend']!r} extends itself (a cycle)")
+        if not target.is_file():
+            raise ConfigError(f"{where}: {section['extend']!r}: no such file")
+        base = load_config(target, _seen + (path.resolve(),))
+    return config_from_table(section, path, base)
 
 
-def config_from_table(section: Dict[str, Any], path: Path) -> Config:
+def config_from_table(section: Dict[str, Any], path: Path, base: "Config" = None) -> Config:
     where = f"{path}: [tool.zgcheck]"
     unknown = sorted(set(section) - set(KNOWN_KEYS))
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: {', '.join(KNOWN_KEYS)})")
-    changes: Dict[str, Any] = {"root": str(path.resolve().parent), "source": str(path)}
+    base = base or DEFAULT_CONFIG
+    root = str(path.resolve().parent)
+    changes: Dict[str, Any] = {"root": root, "source": str(path), "extend_exclude": ()}
+    # What the base wrote stays relative to the base's directory.
+    if base.root:
+        changes["exclude_root"] = base.exclude_root or base.root
+        changes["per_file_ignores_root"] = base.per_file_ignores_root or base.root
+        inherited = ((base.root, base.extend_exclude),) if base.extend_exclude else ()
+        changes["inherited_excludes"] = base.inherited_excludes + inherited
     for key in CODE_KEYS:
         if key in section:
             changes[key] = frozenset(check_codes(_strings(section[key], key, where), f"{where} {key}"))
     if "exclude" in section:
-        changes["exclude"] = tuple(_strings(section["exclude"], "exclude", where))
+        changes["exclude"] = tuple(_patterns(section["exclude"], "exclude", where))
+        changes["exclude_root"] = ""
     if "extend-exclude" in section:
-        changes["extend_exclude"] = tuple(_strings(section["extend-exclude"], "extend-exclude", where))
+        changes["extend_exclude"] = tuple(_patterns(section["extend-exclude"], "extend-exclude", where))
     if "per-file-ignores" in section:
         changes["per_file_ignores"] = _per_file_ignores(section["per-file-ignores"], where)
+        changes["per_file_ignores_root"] = ""
     extra = {}
     for key, table_field in TABLE_KEYS.items():
         if key in section:
@@ -209,8 +244,18 @@ def config_from_table(section: Dict[str, Any], path: Path) -> Config:
                     raise ConfigError(f"{where} {key}: {name!r} is not a (dotted) Python name")
             extra[table_field] = names
     if extra:
-        changes["tables"] = DEFAULT_TABLES.extend(**extra)
-    return replace(DEFAULT_CONFIG, **changes)
+        changes["tables"] = base.tables.extend(**extra)
+    return replace(base, **changes)
+
+
+def _patterns(value: Any, key: str, where: str) -> List[str]:
+    """Gitignore-style patterns: '/'-separated on every platform, so a backslash is an error."""
+    patterns = _strings(value, key, where)
+    for pattern in patterns:
+        if "\\" in pattern:
+            raise ConfigError(f"{where} {key}: {pattern!r} contains a backslash; patterns are "
+                              f"gitignore-style and separate directories with '/' on every platform")
+    return patterns
 
 
 def _strings(value: Any, key: str, where: str) -> List[str]:
@@ -225,6 +270,7 @@ def _per_file_ignores(value: Any, where: str) -> Tuple[Tuple[str, FrozenSet[str]
     out = []
     for glob, codes in value.items():
         key = f"per-file-ignores {glob!r}"
+        _patterns([glob], "per-file-ignores", where)
         out.append((glob, frozenset(check_codes(_strings(codes, key, where), f"{where} {key}"))))
     return tuple(out)
 
@@ -246,6 +292,46 @@ def resolve(config_path: Optional[str], paths: Sequence[str]) -> Config:
     if found is None:
         return replace(DEFAULT_CONFIG, root=os.getcwd())
     return load_config(found)
+
+
+class Resolver:
+    """Each file's configuration: the nearest [tool.zgcheck] above it (cached per directory),
+    or the one `--config` names for every file; command-line --select/--ignore on top."""
+
+    def __init__(self, config_path: Optional[str] = None, select: Optional[Iterable[str]] = None,
+                 ignore: Optional[Iterable[str]] = None, extend_select: Optional[Iterable[str]] = None):
+        self.options = {"select": select, "ignore": ignore, "extend_select": extend_select}
+        self.fixed = resolve(config_path, []).with_options(**self.options) if config_path else None
+        self._found: Dict[Path, Optional[Path]] = {}
+        self._loaded: Dict[Optional[Path], Config] = {}
+
+    def for_file(self, path: str) -> Config:
+        return self.for_directory(Path(os.path.abspath(path)).parent)
+
+    def for_directory(self, directory: Path) -> Config:
+        if self.fixed is not None:
+            return self.fixed
+        found = self._nearest(directory)
+        if found not in self._loaded:
+            config = load_config(found) if found else replace(DEFAULT_CONFIG, root=os.getcwd())
+            self._loaded[found] = config.with_options(**self.options)
+        return self._loaded[found]
+
+    def _nearest(self, directory: Path) -> Optional[Path]:
+        if directory not in self._found:
+            candidate = directory / "pyproject.toml"
+            if candidate.is_file() and _has_section(candidate):
+                self._found[directory] = candidate
+            elif directory.parent == directory:
+                self._found[directory] = None
+            else:
+                self._found[directory] = self._nearest(directory.parent)
+        return self._found[directory]
+
+
+def config_for_file(path: str) -> Config:
+    """The configuration of one file: the nearest [tool.zgcheck] above it (Ruff's rule)."""
+    return Resolver().for_file(path)
 
 
 def common_parent(paths: Sequence[str]) -> Path:

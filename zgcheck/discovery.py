@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pathspec
 
@@ -53,15 +53,40 @@ class Discovery:
             if patterns:
                 self._groups.append((Path(directory).resolve(), pathspec.GitIgnoreSpec.from_lines(list(patterns))))
         self._gitignores: Dict[Path, Optional[pathspec.GitIgnoreSpec]] = {}
+        self._by_config: Dict[object, "Discovery"] = {}
+
+    # Per-file configuration: directory -> the Config that governs what is inside it. When
+    # set, each path is judged by the excludes of its own directory's configuration.
+    config_for: Optional[Callable[[Path], object]] = None
+    cli_excludes: Sequence[str] = ()
 
     @classmethod
     def for_config(cls, config, cli_excludes: Sequence[str] = (), respect_gitignore: bool = True,
-                   force_exclude: bool = False) -> "Discovery":
-        """Excludes from a Config (relative to its directory) plus --exclude (relative to the cwd)."""
+                   force_exclude: bool = False, config_for=None) -> "Discovery":
+        """Excludes from a Config (each pattern relative to the file that wrote it) plus
+        --exclude (relative to the cwd); with config_for, each directory's own Config."""
         root = Path(config.root) if config.root else Path.cwd()
-        return cls(excludes=tuple(config.extend_exclude), respect_gitignore=respect_gitignore,
-                   force_exclude=force_exclude, root=root, defaults=config.exclude,
-                   extra=[(Path.cwd(), tuple(cli_excludes))])
+        own = tuple(config.extend_exclude)
+        # `exclude` inherited from a base is relative to the base's directory, this file's
+        # extend-exclude to its own: then they are two groups, else one (so `!` re-includes).
+        apart = bool(config.exclude_root)
+        return cls(excludes=() if apart else own, respect_gitignore=respect_gitignore,
+                   force_exclude=force_exclude, root=Path(config.exclude_root) if apart else root,
+                   defaults=config.exclude,
+                   extra=[*([(root, own)] if apart else []),
+                          *((Path(d), p) for d, p in config.inherited_excludes),
+                          (Path.cwd(), tuple(cli_excludes))],
+                   config_for=config_for, cli_excludes=tuple(cli_excludes))
+
+    def _governing(self, path: Path) -> "Discovery":
+        """The Discovery whose patterns judge path: its directory's configuration's."""
+        if self.config_for is None:
+            return self
+        config = self.config_for(Path(os.path.abspath(path)).parent)
+        if config not in self._by_config:
+            self._by_config[config] = Discovery.for_config(config, self.cli_excludes, self.respect_gitignore,
+                                                           self.force_exclude)
+        return self._by_config[config]
 
     def files(self, paths: Sequence[str]) -> List[str]:
         out: List[str] = []
@@ -104,7 +129,7 @@ class Discovery:
 
     def _excluded_by_patterns(self, path: Path, is_dir: bool) -> bool:
         suffix = "/" if is_dir else ""
-        for directory, spec in self._groups:
+        for directory, spec in self._governing(path)._groups:
             rel = _relative(path, directory)
             if rel is None:  # outside the patterns' directory: only unanchored names can match
                 if spec.match_file(path.name + suffix):

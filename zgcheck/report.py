@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import Counter
@@ -157,6 +158,13 @@ def _json_line(sources: Sources, d: Union[Diagnostic, Related], line: Optional[i
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/zgcheck/zgcheck"
+# docs/rules/<code>.md, generated from zgcheck/codes.py (`python -m zgcheck.codes`).
+RULES_URI = INFORMATION_URI + "/blob/main/docs/rules/"
+
+
+def help_uri(code: str) -> str:
+    """The page documenting a code (its rule docs, as `zgcheck rule CODE` prints them)."""
+    return f"{RULES_URI}{code}.md"
 
 
 def _sarif_rules(diagnostics: Sequence[Diagnostic]) -> List[dict]:
@@ -174,19 +182,33 @@ def _descriptor(code: Code) -> dict:
         "shortDescription": {"text": code.summary},
         "fullDescription": {"text": code.summary},
         "help": {"text": code.doc, "markdown": code.doc},
-        "helpUri": INFORMATION_URI,
+        "helpUri": help_uri(code.code),
         "defaultConfiguration": {"level": "error"},
         "properties": {"tags": ["tool" if is_tool(code.code) else "correctness"]},
     }
 
 
-def _artifact(path: str) -> dict:
-    """A URI relative to the working directory (%SRCROOT%), as GitHub code scanning wants."""
-    absolute = os.path.abspath(path)
-    rel = os.path.relpath(absolute, os.getcwd()) if not path.startswith("<") else path
-    if path.startswith("<") or not (rel == ".." or rel.startswith(".." + os.sep)):
-        return {"uri": quote(Path(rel).as_posix()), "uriBaseId": "%SRCROOT%"}
-    return {"uri": Path(absolute).as_uri()}
+def source_root(start: Optional[str] = None) -> Path:
+    """The repository root (the git top level: a directory holding `.git`, a worktree's
+    `.git` file included) above start, else start itself (the working directory)."""
+    here = Path(os.path.abspath(start or os.getcwd()))
+    for directory in (here, *here.parents):
+        if (directory / ".git").exists():
+            return directory
+    return here
+
+
+def _artifact(path: str, root: Path) -> dict:
+    """A URI relative to the repository root (%SRCROOT%), as GitHub code scanning wants;
+    a file outside it gets an absolute file URI."""
+    if path.startswith("<"):  # <stdin>
+        return {"uri": quote(path), "uriBaseId": "%SRCROOT%"}
+    absolute = Path(os.path.abspath(path))
+    try:
+        rel = absolute.relative_to(root)
+    except ValueError:
+        return {"uri": absolute.as_uri()}
+    return {"uri": quote(rel.as_posix()), "uriBaseId": "%SRCROOT%"}
 
 
 def _region(span: Span) -> dict:
@@ -194,37 +216,48 @@ def _region(span: Span) -> dict:
             "endLine": span.end_line, "endColumn": max(span.end_col, 1)}
 
 
-def _sarif_location(sources: Sources, d: Union[Diagnostic, Related]) -> dict:
+def _sarif_location(sources: Sources, d: Union[Diagnostic, Related], root: Path) -> dict:
+    location: dict = {}
     if d.cell:  # the artifact is the .ipynb's JSON: point at the lines that hold the cell's code
         start = _json_line(sources, d, d.span.start_line)
         end = _json_line(sources, d, d.span.end_line)
         region = {"startLine": start, "endLine": max(end or start, start)} if start else {"startLine": 1}
+        # ...and say which cell, and where in it, as the location's own data (not in the message).
+        location["logicalLocations"] = [{"name": f"cell {d.cell}"}]
+        location["properties"] = {"cell": d.cell, "cellRegion": _region(d.span)}
     else:
         region = _region(d.span)
-    return {"physicalLocation": {"artifactLocation": _artifact(d.path), "region": region}}
+    location["physicalLocation"] = {"artifactLocation": _artifact(d.path, root), "region": region}
+    return location
 
 
-def _sarif_result(d: Diagnostic, index: int, sources: Sources) -> dict:
-    message = d.message if not d.cell else f"cell {d.cell}:{d.span.start_line}:{d.span.start_col}: {d.message}"
+def _fingerprint(d: Diagnostic, root: Path, sources: Sources, seen: Counter) -> str:
+    """Stable across unrelated edits: the rule, the file, and the stripped text of the
+    reported line (never its number), plus which occurrence of that text in the file."""
+    line = _line(_text_of(sources.get(d.path), d.cell), d.span.start_line)
+    artifact = _artifact(d.path, root)["uri"]
+    key = "\0".join((d.code, artifact, (line or "").strip() or d.message))
+    seen[key] += 1
+    return hashlib.sha256(f"{key}\0{seen[key]}".encode()).hexdigest()[:32]
+
+
+def _sarif_result(d: Diagnostic, index: int, sources: Sources, root: Path, seen: Counter) -> dict:
     result = {
         "ruleId": d.code,
         "ruleIndex": index,
         "level": "error",
-        "message": {"text": message},
-        "locations": [_sarif_location(sources, d)],
+        "message": {"text": d.message},
+        "locations": [_sarif_location(sources, d, root)],
+        "partialFingerprints": {"zgcheck/v1": _fingerprint(d, root, sources, seen)},
     }
-    if d.cell:
-        result["properties"] = {"cell": d.cell, "cellRegion": _region(d.span)}
     if d.related:
-        result["relatedLocations"] = [
-            dict(_sarif_location(sources, r), id=i,
-                 message={"text": r.message if not r.cell else f"cell {r.cell}: {r.message}"})
-            for i, r in enumerate(d.related, 1)]
+        result["relatedLocations"] = [dict(_sarif_location(sources, r, root), id=i, message={"text": r.message})
+                                      for i, r in enumerate(d.related, 1)]
     if d.fix is not None and d.fix.edits and not d.cell:
         result["fixes"] = [{
             "description": {"text": d.fix.title},
             "artifactChanges": [{
-                "artifactLocation": _artifact(d.path),
+                "artifactLocation": _artifact(d.path, root),
                 "replacements": [{
                     "deletedRegion": {"startLine": e.start_line, "startColumn": e.start_col,
                                       "endLine": e.end_line, "endColumn": e.end_col},
@@ -237,9 +270,12 @@ def _sarif_result(d: Diagnostic, index: int, sources: Sources) -> dict:
 
 
 def format_sarif(diagnostics: Sequence[Diagnostic], sources: Sources, color: bool = False) -> str:
-    """A SARIF 2.1.0 log: rules with their documentation, one result per diagnostic."""
+    """A SARIF 2.1.0 log: rules with their documentation, one result per diagnostic, paths
+    relative to the repository root."""
     rules = _sarif_rules(diagnostics)
     index = {rule["id"]: i for i, rule in enumerate(rules)}
+    root = source_root()
+    seen: Counter = Counter()
     log = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -251,20 +287,25 @@ def format_sarif(diagnostics: Sequence[Diagnostic], sources: Sources, color: boo
                 "informationUri": INFORMATION_URI,
                 "rules": rules,
             }},
-            "originalUriBaseIds": {"%SRCROOT%": {"uri": Path(os.getcwd()).as_uri().rstrip("/") + "/"}},
+            "originalUriBaseIds": {"%SRCROOT%": {"uri": root.as_uri().rstrip("/") + "/"}},
             "columnKind": "unicodeCodePoints",
-            "results": [_sarif_result(d, index[d.code], sources) for d in diagnostics],
+            "results": [_sarif_result(d, index[d.code], sources, root, seen) for d in diagnostics],
         }],
     }
     return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
 
 
-def format_statistics(diagnostics: Sequence[Diagnostic]) -> str:
+def format_statistics(diagnostics: Sequence[Diagnostic], output_format: str = "text") -> str:
+    """Counts per rule, most frequent first: a table, or with output_format "json" a list of
+    {code, name, count, fixable} as Ruff prints it."""
     counts = Counter((d.code, d.name) for d in diagnostics)
     fixable = Counter(d.code for d in diagnostics if d.fix is not None
                       and d.fix.applicability is Applicability.SAFE)
-    lines = [f"{n:>5}\t{code}\t{'[*] ' if fixable[code] else ''}{name}"
-             for (code, name), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    if output_format == "json":
+        return json.dumps([{"code": code, "name": name, "count": n, "fixable": fixable[code] > 0}
+                           for (code, name), n in rows], indent=2) + "\n"
+    lines = [f"{n:>5}\t{code}\t{'[*] ' if fixable[code] else ''}{name}" for (code, name), n in rows]
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import traceback
@@ -10,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_compl
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__, cache, fixes, notebook
 from . import source as sourcemod
@@ -18,7 +17,7 @@ from .checker import check_decoded, check_source, may_hold_findings
 from .config import Config
 from .analysis import Workspace
 from .types import Diagnostic
-from .writer import write_atomically
+from .writer import unified_patch, write_atomically
 
 # Below this many files a process pool costs more than it saves.
 PARALLEL_THRESHOLD = 16
@@ -43,6 +42,7 @@ class FileResult:
     conflicts: int = 0
     fixed_text: Optional[str] = None  # the file's text after fixing, when it changed
     fixed_bytes: Optional[bytes] = None  # fixed_text encoded as the file was (BOM, coding cookie)
+    fixed_codes: Tuple[str, ...] = ()  # the codes of the fixed diagnostics (when fixed > 0)
 
 
 def run(paths: Sequence[str], config: Config, mode: Mode, jobs: int,
@@ -144,7 +144,8 @@ def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool =
         return FileResult(path, [decoded] if config.is_selected(decoded.code, path) else [])
     text, encoding = decoded
     outcome = fixes.fix_text(text, lambda t: check_decoded(t, path, config), unsafe=mode.unsafe)
-    result = FileResult(path, outcome.remaining, len(outcome.fixed), conflicts=len(outcome.conflicts))
+    result = FileResult(path, outcome.remaining, len(outcome.fixed), conflicts=len(outcome.conflicts),
+                        fixed_codes=tuple(d.code for d in outcome.fixed))
     if outcome.error:
         result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {outcome.error}"))
         return result
@@ -152,8 +153,7 @@ def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool =
         return result
     result.fixed_text, result.fixed_bytes = outcome.text, outcome.text.encode(encoding)
     if mode.diff:
-        result.diff = "".join(difflib.unified_diff(
-            text.splitlines(keepends=True), outcome.text.splitlines(keepends=True), path, path))
+        result.diff = unified_patch(text, outcome.text, path)
         result.fixed = len(outcome.fixed)
         return result
     if write:
@@ -174,7 +174,8 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
         return FileResult(path, check_source(data, path, config, gate=False))
     outcome = fixes.fix_text(source, lambda t: check_decoded(t, path, config), unsafe=mode.unsafe)
     result = FileResult(path, [notebook.map_diagnostic(d, mapping, path) for d in outcome.remaining],
-                        len(outcome.fixed), conflicts=len(outcome.conflicts))
+                        len(outcome.fixed), conflicts=len(outcome.conflicts),
+                        fixed_codes=tuple(d.code for d in outcome.fixed))
     if outcome.error:
         result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {outcome.error}"))
         return result
@@ -191,10 +192,7 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
     new_mapping = notebook.virtual_source(new_text)[1]
     result.diagnostics = [notebook.map_diagnostic(d, new_mapping, path) for d in outcome.remaining]
     if mode.diff:
-        old_cells, new_cells = notebook.cell_sources(text), notebook.cell_sources(new_text)
-        result.diff = "".join("".join(difflib.unified_diff(
-            old_cells[i].splitlines(keepends=True), new_cells[i].splitlines(keepends=True),
-            f"{path}:cell {i}", f"{path}:cell {i}")) for i in sorted(old_cells) if old_cells[i] != new_cells[i])
+        result.diff = unified_patch(text, new_text, path)  # the .ipynb itself: a patch git applies
         return result
     if write:
         error = write_atomically(path, data, result.fixed_bytes)
@@ -258,11 +256,12 @@ def _gate_workspace(config: Config) -> Workspace:
     return _GATE[key]
 
 
-def prepare_cache(root: str = ".") -> Optional[str]:
-    """The cache directory under root, created with a .gitignore; None if not writable."""
-    directory = Path(root) / CACHE_DIR
+def prepare_cache(root: str = ".", directory: Optional[str] = None) -> Optional[str]:
+    """The cache directory (under root, or the one given), created with a .gitignore; None
+    if not writable."""
+    directory = Path(directory) if directory else Path(root) / CACHE_DIR
     try:
-        directory.mkdir(exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
         ignore = directory / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# Created by zgcheck\n*\n")

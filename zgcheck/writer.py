@@ -1,7 +1,9 @@
-"""Writing fixed files: atomically, only if unchanged on disk, keeping the file mode."""
+"""Writing fixed files: atomically, only if unchanged on disk, keeping the file mode; or,
+for --diff, the patch that would write them."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import stat
 import tempfile
@@ -37,3 +39,18 @@ def write_atomically(path: str, original: bytes, data: bytes) -> Optional[str]:
     except OSError as err:
         return f"cannot be written ({err.strerror or err}); left untouched"
     return None
+
+
+def unified_patch(old: str, new: str, path: str) -> str:
+    """A patch `git apply` (and `patch -p1`) accepts: `a/` and `b/` headers with the path
+    relative to the working directory, every line ended, a missing final newline marked."""
+    rel = os.path.relpath(path) if os.path.isabs(path) and not os.path.relpath(path).startswith("..") else path
+    rel = rel.replace(os.sep, "/").lstrip("/")  # outside the working directory: relative to /
+    rel = rel[2:] if rel.startswith("./") else rel
+    out = []
+    for line in difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                     f"a/{rel}", f"b/{rel}"):
+        if not line.endswith("\n"):  # the file's last line, without its newline
+            line += "\n\\ No newline at end of file\n"
+        out.append(line)
+    return "".join(out)
