@@ -223,6 +223,8 @@ class EventFinder(cst.CSTVisitor):
                 if receiver in CONTEXT_BACKWARDS:
                     return None
                 return make(EventKind.BACKWARD, receiver)
+            if attr == "step" and name in self.callables:  # the class's own `def step(self, batch)`
+                return make(EventKind.CALL, name)
             if attr == "step":
                 closure_node = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "closure"),
                                     None)

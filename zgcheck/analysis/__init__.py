@@ -53,6 +53,8 @@ def _called(module: Module) -> Set[Key]:
             for event in events:
                 if event.kind is EventKind.CALL:
                     callee = module.callee(event.target, unit)
+                    method = module.bound_method(event.target, unit) if callee is None else None
+                    callee = method[0] if method is not None else callee
                     if callee is not None:
                         called.add(callee.key)
     return called

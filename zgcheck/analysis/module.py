@@ -103,6 +103,7 @@ class Module:
         self.lines = parsed.module.code.splitlines()
         self.gate = recognise.gate(self.tables)
         self.class_bases: Dict[str, Tuple[str, ...]] = {}
+        self.factories: Dict[str, Tuple[str, ...]] = {}  # function -> the callees its returns call
         self.module_bindings: Dict[str, Binding] = {}
         self.class_bindings: Dict[str, Dict[str, Binding]] = {}
         self.functions: Dict[str, Unit] = {}
@@ -129,6 +130,10 @@ class Module:
             if isinstance(stmt, cst.ClassDef):
                 self.class_bases[stmt.name.value] = tuple(
                     filter(None, (recognise.dotted(b.value) for b in stmt.bases)))
+            elif isinstance(stmt, cst.FunctionDef):
+                made = returned_calls(stmt)
+                if made:
+                    self.factories[stmt.name.value] = made
         self.relevant = self._relevant_defs()
         for stmt in direct_defs(module.body):  # also those defined inside a top-level loop
             if stmt in self.relevant:
@@ -168,6 +173,10 @@ class Module:
             for base in self.bases(cls):
                 if base[0] is not self:
                     names |= set(base[0].methods_of(base[1]))
+        # `agent = Agent()` reaches Agent's relevant methods: the class name counts too.
+        owner = {m: stmt.name.value for stmt in flatten_top(self.parsed.module.body)
+                 if isinstance(stmt, cst.ClassDef) for m in stmt.body.body if isinstance(m, cst.FunctionDef)}
+        names |= {owner[d] for d in relevant if d in owner}
         changed = True
         while changed:
             changed = False
@@ -175,6 +184,7 @@ class Module:
                 if node not in relevant and idents & names:
                     relevant.add(node)
                     names.add(node.name.value)
+                    names.add(owner.get(node, node.name.value))
                     changed = True
         return relevant
 
@@ -235,15 +245,60 @@ class Module:
         for u in unit.enclosing():
             if name in u.nested:
                 return u.nested[name]
-        if name.startswith("self.") and unit.cls:
-            method = name[5:]
-            found = self.methods.get((unit.cls, method))
-            for owner, cls in self.bases(unit.cls) if found is None else ():
-                found = owner.methods_of(cls).get(method)
-                if found is not None:
-                    break
-            return found
+        if name.startswith("self.") and unit.cls and "." not in name[5:]:
+            return self.method(unit.cls, name[5:])
         return self.functions.get(name) or self._imported(name)
+
+    def method(self, cls: str, name: str) -> Optional[Unit]:
+        """The method `name` of class cls defined here, or inherited from a project base."""
+        found = self.methods.get((cls, name))
+        for owner, base in self.bases(cls) if found is None else ():
+            found = owner.methods_of(base).get(name)
+            if found is not None:
+                break
+        return found
+
+    # -- objects: which project class an instance is -------------------------------
+    def bound_method(self, name: str, unit: Unit) -> Optional[Tuple[Unit, str]]:
+        """(method, receiver) for `agent.update` / `self.learner.update` on an instance of a
+        project class, or (`__call__`, name) for a called instance; else None."""
+        receiver, _, attr = name.rpartition(".")
+        if receiver == "self" or name.endswith("()"):
+            return None  # the class's own methods: `callee`
+        made = self.instance_class(receiver or name, unit)
+        if made is None:
+            return None
+        found = made[0].method(made[1], attr if receiver else "__call__")
+        return (found, receiver or name) if found is not None else None
+
+    def instance_class(self, text: str, unit: Unit) -> Optional[Tuple["Module", str]]:
+        """(module, class) when text was assigned an instance of a project class: `Agent(...)`,
+        or a project factory whose body returns one (`make_agent(cfg)`)."""
+        binding = self.lookup(text, unit)
+        if binding is None or binding.kind != "other" or not binding.alias.endswith("()"):
+            return None
+        made = self.made_class(binding.alias[:-2])
+        if made is not None and made[0].is_optimizer_class(made[1]):
+            return None  # `MyAdam(...).step()` is an optimizer step, not a helper
+        return made
+
+    def is_optimizer_class(self, cls: str) -> bool:
+        bases = self.class_bases.get(cls, ()) + tuple(b for o, c in self.bases(cls) for b in o.class_bases.get(c, ()))
+        return any(recognise.leaf(b) in ("Optimizer", *self.tables.optimizer_classes) for b in bases)
+
+    def made_class(self, maker: str, depth: int = 0) -> Optional[Tuple["Module", str]]:
+        if maker in self.class_bases:
+            return self, maker
+        if depth < 3 and maker in self.factories:
+            for made in self.factories[maker]:
+                found = self.made_class(made, depth + 1)
+                if found is not None:
+                    return found
+            return None
+        target = self.workspace.files.target(self.path, self.imports, maker) if "." not in maker or \
+            maker.split(".", 1)[0] in self.imports else None
+        other = self._other(*target) if target is not None else None
+        return (other, target[1]) if other is not None and target[1] in other.class_bases else None
 
     def _imported_relevant(self, name: str) -> bool:
         found = self.workspace.files.target(self.path, self.imports, name)
@@ -308,9 +363,29 @@ class _Callables:
     """Names a unit can call into: local ones, plus imported helpers (checked lazily)."""
 
     def __init__(self, module: Module, unit: Unit):
-        self.names, self.module = frozenset(module.callable_names(unit)), module
+        self.names, self.module, self.unit = frozenset(module.callable_names(unit)), module, unit
 
     def __contains__(self, name: str) -> bool:
         if name in self.names:
             return True
-        return name.split(".", 1)[0] in self.module.imports and self.module._imported_relevant(name)
+        if name.split(".", 1)[0] in self.module.imports and self.module._imported_relevant(name):
+            return True
+        return self.module.bound_method(name, self.unit) is not None
+
+
+def returned_calls(fn: cst.FunctionDef) -> Tuple[str, ...]:
+    """What a factory's `return X(...)` statements call (X's dotted name), in order."""
+    found: List[str] = []
+
+    class Returns(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is fn
+
+        def visit_Return(self, node: cst.Return) -> None:
+            if isinstance(node.value, cst.Call):
+                name = recognise.dotted(node.value.func)
+                if name:
+                    found.append(name)
+
+    fn.visit(Returns())
+    return tuple(found)

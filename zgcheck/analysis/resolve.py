@@ -31,7 +31,17 @@ def resolve(text: str, scope: Scope, hops: int = 0) -> Target:
     bound = scope.arg(root)
     if bound is not None and hops < MAX_HOPS:
         arg_text, caller = bound
-        return resolve(arg_text + (dot + rest if dot else ""), caller, hops + 1)
+        found = resolve(arg_text + (dot + rest if dot else ""), caller, hops + 1)
+        if found.binding is None:  # what the callee itself knows: `self.opt` of a bound self, an annotation
+            own = _local(text, scope, hops)
+            if own.binding is not None:
+                return Target(found.key, own.binding, own.modules)
+        return found
+    return _local(text, scope, hops)
+
+
+def _local(text: str, scope: Scope, hops: int) -> Target:
+    """What text denotes by the bindings of scope's own unit (and its class, its module)."""
     binding = scope.unit.module.lookup(text, scope.unit)
     if binding is not None and binding.kind == "other" and binding.alias and hops < MAX_HOPS \
             and not binding.alias.endswith("()") and binding.alias != text:
@@ -136,13 +146,16 @@ class _Planner:
                 tested.append((cond.key, cond.names, node.id in looping or scope.depth > 0))
         return Frame(scope, graph, actions, branches, assigned, tuple(tested))
 
-    def callee_frame(self, callee: Unit, args, kwargs, caller: Scope) -> Optional[Frame]:
+    def callee_frame(self, callee: Unit, args, kwargs, caller: Scope, receiver: str = "") -> Optional[Frame]:
         if callee.key in caller.stack or caller.depth >= MAX_DEPTH:
             return None  # recursion, or too deep: the call changes nothing
         params = list(callee.params)
+        bound = []
         if callee.cls and params and params[0] in ("self", "cls"):
+            if receiver:  # `agent.update(batch)`: self is agent
+                bound.append((params[0], receiver, caller))
             params = params[1:]
-        bound = [(p, a, caller) for p, a in zip(params, args)]
+        bound += [(p, a, caller) for p, a in zip(params, args)]
         bound += [(k, v, caller) for k, v in kwargs if k in params]
         scope = Scope(callee, tuple(bound), caller.depth + 1, caller.stack + (callee.key,))
         memo = (callee.key, tuple((p, a, id(c)) for p, a, c in bound), scope.stack)
@@ -157,6 +170,9 @@ class _Planner:
         callee = module.callee(name, scope.unit)
         if callee is not None:
             return self.callee_frame(callee, tuple(args), tuple(kwargs), scope)
+        method = module.bound_method(name, scope.unit)
+        if method is not None:
+            return self.callee_frame(method[0], tuple(args), tuple(kwargs), scope, method[1])
         binding = module.lookup(name, scope.unit)
         if binding is not None and binding.kind == "partial":
             callee = module.callee(binding.alias, scope.unit)
