@@ -240,7 +240,7 @@ class EventFinder(cst.CSTVisitor):
                 return make(EventKind.ZERO, receiver)
         if name in self.tables.zero_functions:
             return make(EventKind.ZERO, args[0] if args else "", target_kind=TargetKind.PARAMS)
-        if name in self.callables:
+        if name in self.callables or getattr(self.callables, "maybe", lambda _: False)(name):
             return make(EventKind.CALL, name)
         if name == "backward":  # from torch.autograd import backward
             return make(EventKind.BACKWARD, "")

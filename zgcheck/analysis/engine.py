@@ -17,7 +17,7 @@ from typing import Dict, FrozenSet, Iterable, List, Sequence, Set, Tuple
 
 from ..rules import Rule
 from ..types import Fact, Finding
-from . import dataflow
+from . import counters, dataflow
 from .resolve import local_prefix, optimizers, tested_conditions
 from .units import Backward, Call, Covers, Fresh, Frame, Step, Target, Zero
 
@@ -116,15 +116,20 @@ class RootRun:
         if key is None or key not in self.tracked:
             return state
         holds = branch.holds
-        return frozenset((a | {(key, holds)}, f) for a, f in state if (key, not holds) not in a)
+        return frozenset((a | {(key, holds)}, f) for a, f in state
+                         if (key, not holds) not in a and counters.consistent(a, key, holds))
 
     def forget(self, frame: Frame, node_id: int, state: State) -> State:
         """Drop assumptions about conditions whose names this node assigns."""
         assigned = frame.assigned.get(node_id)
         if not assigned:
             return state
+        counted = frame.counted.get(node_id, ())
+        if counted:  # a loop counter set or grown: its residues follow instead of being forgotten
+            state = frozenset((b, f) for a, f in state for b in counters.update(a, counted, self.tracked))
         stale = {key for key, names in self.tracked.items()
                  if any(n == t or n.startswith(t + ".") for n in names for t in assigned)}
+        stale -= counters.updated_keys(self.tracked, counted)
         if not stale:
             return state
         return frozenset((frozenset(x for x in a if x[0] not in stale), f) for a, f in state)

@@ -372,6 +372,13 @@ class _Callables:
             return True
         return self.module.bound_method(name, self.unit) is not None
 
+    def maybe(self, name: str) -> bool:
+        """A call through a parameter (`loss_scaler(loss, opt)`): an instance of a project
+        class passed in, maybe; resolving it with the arguments decides."""
+        params = self.unit.params
+        own = params[1:] if self.unit.cls and params[:1] in (("self",), ("cls",)) else params
+        return name.split(".", 1)[0] in own
+
 
 def returned_calls(fn: cst.FunctionDef) -> Tuple[str, ...]:
     """What a factory's `return X(...)` statements call (X's dotted name), in order."""

@@ -11,7 +11,12 @@ here too. The engine consumes the frames and never resolves a name.
 
 from __future__ import annotations
 
+import functools
+import re
+from dataclasses import replace
 from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
+
+import libcst as cst
 
 from .. import recognise
 from ..types import Event, EventKind, Site, TargetKind
@@ -21,6 +26,7 @@ from .units import Action, Backward, Branch, Call, Covers, Fresh, Frame, Scope, 
 
 MAX_DEPTH = 4  # helpers inlined below a root
 MAX_HOPS = 8  # argument and alias indirections followed for one name
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 # --- receivers ------------------------------------------------------------------
@@ -56,6 +62,23 @@ def _local(text: str, scope: Scope, hops: int) -> Target:
         if params.binding is not None and params.binding.kind == "params":
             modules = params.modules
     return Target(text, binding, modules)
+
+
+def _bound_through_args(name: str, scope: Scope):
+    """(method, receiver) when the instance arrives as an argument: `loss_scaler(loss, opt)`
+    in a helper that was passed the scaler. The receiver stays in the helper's terms."""
+    receiver, _, attr = name.rpartition(".")
+    text, where, hops = receiver or name, scope, 0
+    while hops < MAX_HOPS:
+        root, dot, rest = text.partition(".")
+        bound = where.arg(root)
+        if bound is None or root == "self":
+            break
+        text, where, hops = bound[0] + dot + rest, bound[1], hops + 1
+    if hops == 0:
+        return None
+    found = where.unit.module.bound_method(f"{text}.{attr}" if receiver else text, where.unit)
+    return (found[0], receiver or name) if found is not None else None
 
 
 def is_optimizer(target: Target, tables: recognise.Tables) -> bool:
@@ -125,18 +148,25 @@ class _Planner:
         branches: Dict[int, Branch] = {}
         assigned: Dict[int, Tuple[str, ...]] = {}
         tested: List[Tuple[str, frozenset, bool]] = []
+        counted: Dict[int, Tuple[str, ...]] = {}
         looping = None
         for node in graph.nodes:
             names = tuple(cond_name(t, scope) for t in conditions.assigned_texts(node))
             if names:
                 assigned[node.id] = names
+            grown = tuple((cond_name(name, scope), value, grows) for name, value, grows
+                          in conditions.counter_updates(node, loop_entry(graph, node)))
+            if grown:
+                counted[node.id] = grown
             if node.branch is None:
                 continue
             test, taken = node.branch
             expr, polarity = conditions.split_not(test)
             holds = taken if polarity else not taken  # the truth of expr along this edge
             decided = conditions.decide(expr, lambda name: literal_of(name, scope))
-            cond = conditions.condition(expr, lambda name: cond_name(name, scope))
+            cond = conditions.condition(expr, lambda name: cond_term(name, scope))
+            if cond is not None and cond.negated:
+                holds = not holds
             branches[node.id] = Branch(decided is not None and decided != holds,
                                        cond.key if cond is not None else None, holds)
             if cond is not None and taken:
@@ -144,7 +174,7 @@ class _Planner:
                     looping = nodes_in_cycles(graph)
                 # Tested again on the next iteration (or the next call of a helper).
                 tested.append((cond.key, cond.names, node.id in looping or scope.depth > 0))
-        return Frame(scope, graph, actions, branches, assigned, tuple(tested))
+        return Frame(scope, graph, actions, branches, assigned, tuple(tested), counted)
 
     def callee_frame(self, callee: Unit, args, kwargs, caller: Scope, receiver: str = "") -> Optional[Frame]:
         if callee.key in caller.stack or caller.depth >= MAX_DEPTH:
@@ -170,7 +200,7 @@ class _Planner:
         callee = module.callee(name, scope.unit)
         if callee is not None:
             return self.callee_frame(callee, tuple(args), tuple(kwargs), scope)
-        method = module.bound_method(name, scope.unit)
+        method = module.bound_method(name, scope.unit) or _bound_through_args(name, scope)
         if method is not None:
             return self.callee_frame(method[0], tuple(args), tuple(kwargs), scope, method[1])
         binding = module.lookup(name, scope.unit)
@@ -225,6 +255,15 @@ class _Planner:
         return ()
 
 
+def loop_entry(graph, node) -> Optional[bool]:
+    """For a `for` header: True on the loop's entry node, False on the node later iterations
+    pass (a loop whose first iteration is not optional has both), None when one is both."""
+    if not isinstance(node.owner, cst.For) or node.kind != "for":
+        return None
+    twins = [n.id for n in graph.nodes if n.owner is node.owner and n.kind == "for"]
+    return None if len(twins) == 1 else node.id == min(twins)
+
+
 def plan(unit: Unit, implicit_loop: bool = False) -> Frame:
     """The root frame of unit, every helper it reaches resolved in place."""
     graph, events = unit.module.graph(unit, implicit_loop)
@@ -275,6 +314,32 @@ def cond_name(name: str, scope: Scope) -> str:
     if owner is None or owner.is_top_level or owner.key == scope.stack[0]:
         return name  # a global, or the root's own local
     return f"{local_prefix(owner)}{name}"
+
+
+def cond_term(name: str, scope: Scope):
+    """A name in a condition in the root's terms; a parameter bound to an expression
+    (`update_grad=(i + 1) % k == 0`) stands for that expression's condition."""
+    bound = scope.arg(name)
+    if bound is not None and recognise_dotted(bound[0]) is None:
+        expr = _expression(bound[0])
+        if expr is not None:
+            inner, polarity = conditions.split_not(expr)
+            cond = conditions.condition(inner, lambda n: cond_term(n, bound[1]))
+            if cond is not None:
+                return replace(cond, negated=cond.negated != (not polarity))
+    return cond_name(name, scope)
+
+
+def recognise_dotted(text: str):
+    return text if _DOTTED.match(text) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _expression(text: str):
+    try:
+        return cst.parse_expression(text)
+    except cst.ParserSyntaxError:
+        return None
 
 
 def local_prefix(unit: Unit) -> str:

@@ -147,6 +147,7 @@ class Frame:
     branches: Dict[int, Branch]
     assigned: Dict[int, Tuple[str, ...]]  # names each node assigns, in condition terms
     conditions: Tuple[Tuple[str, FrozenSet[str], bool], ...] = ()  # (key, names, tested again)
+    counted: Dict[int, Tuple[Tuple[str, Optional[int], bool], ...]] = field(default_factory=dict)  # loop counters
 
     @property
     def unit(self) -> Unit:
