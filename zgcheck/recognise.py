@@ -343,9 +343,21 @@ def _is_continue(stmt: cst.CSTNode) -> bool:
     return isinstance(stmt, cst.Continue)
 
 
+# In-place calls that leave a gradient all zero: `zero_()`, `fill_(0)`, `mul_(0)`.
+_CLEARING_CALLS = {"zero_": 0, "fill_": 1, "mul_": 1}
+# Views of a gradient that share its storage: clearing one clears the gradient.
+_GRAD_VIEWS = re.compile(r"^(?P<grad>.+?)(?:\.data|\.detach_\(\)|\.detach\(\))*$")
+
+
+def _is_zero_literal(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, (cst.Integer, cst.Float)) and float(expr.value) == 0
+
+
 def _is_clear(stmt: cst.CSTNode, grad: str) -> bool:
+    if isinstance(stmt, cst.AugAssign) and isinstance(stmt.operator, cst.MultiplyAssign):
+        return _GRAD_VIEWS.match(dotted(stmt.target) or "")["grad"] == grad and _is_zero_literal(stmt.value)
     if isinstance(stmt, cst.Assign) and len(stmt.targets) == 1:
-        if dotted(stmt.targets[0].target) == grad:
+        if dotted(stmt.targets[0].target) in (grad, grad + ".data"):
             value = stmt.value
             if isinstance(value, cst.Name) and value.value == "None":
                 return True
@@ -353,9 +365,13 @@ def _is_clear(stmt: cst.CSTNode, grad: str) -> bool:
                 return True
         return False
     if isinstance(stmt, cst.Expr) and isinstance(stmt.value, cst.Call):
-        func = stmt.value.func
+        call = stmt.value
+        func = call.func
         if isinstance(func, cst.Attribute):
-            receiver = dotted(func.value)
-            if receiver in (grad, grad + ".data") and func.attr.value in ("zero_", "detach_", "requires_grad_"):
-                return True
+            receiver = _GRAD_VIEWS.match(dotted(func.value) or "")["grad"]
+            if receiver == grad and func.attr.value in ("detach_", "requires_grad_"):
+                return True  # kept with the clearing statement beside it (`p.grad.detach_()`)
+            arity = _CLEARING_CALLS.get(func.attr.value)
+            if receiver == grad and arity is not None and len(call.args) == arity:
+                return all(_is_zero_literal(a.value) for a in call.args)
     return False
