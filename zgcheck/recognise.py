@@ -64,6 +64,9 @@ OPTIMIZER_MAKER = re.compile(r"optim.*(cls|class|factory|fn|ctor|type)$|^(make|b
 # them, their body is analysed as the body of an implicit training loop.
 PER_BATCH_FUNCTIONS = frozenset({"training_step", "train_step", "train_batch", "train_on_batch",
                                  "training_step_fn", "train_step_fn", "train_iter", "train_iteration"})
+# Containers of optimizers by name: `optimizers[i]`, `self.opts["g"]`, `for o in optims:`.
+OPTIMIZERS_NAME = re.compile(r"^(?:[a-z0-9]+_)*(?:optimi[sz]ers|opts|optims|optimi[sz]er_(?:list|dict))$",
+                             re.IGNORECASE)
 ENGINE_NAME = re.compile(r"(^|_)engine$|^model_engine$", re.IGNORECASE)
 SCALER_NAME = re.compile(r"scaler", re.IGNORECASE)
 
@@ -268,6 +271,9 @@ def zero_loop_target(loop: cst.For) -> Optional[Tuple[str, TargetKind]]:
     if var is None or loop.orelse is not None:
         return None
     iter_ = loop.iter
+    if _zeroes_each(loop, var):  # for o in (opt_g, opt_d): o.zero_grad()
+        text = dotted(iter_) or cst.Module([]).code_for_node(iter_)
+        return text, TargetKind.CONTAINER
     if isinstance(iter_, cst.Attribute) and iter_.attr.value == "param_groups":
         inner = [s for s in _statements(loop.body)]
         if len(inner) == 1 and isinstance(inner[0], cst.For):
@@ -286,6 +292,14 @@ def zero_loop_target(loop: cst.For) -> Optional[Tuple[str, TargetKind]]:
     if text:
         return text, TargetKind.PARAMS
     return None
+
+
+def _zeroes_each(loop: cst.For, var: str) -> bool:
+    """The loop's body only calls `var.zero_grad(...)`: a zero of every optimizer iterated."""
+    body = _statements(loop.body)
+    return bool(body) and isinstance(loop.target, cst.Name) and all(
+        isinstance(s, cst.Expr) and isinstance(s.value, cst.Call) and isinstance(s.value.func, cst.Attribute)
+        and s.value.func.attr.value in ZERO_ATTRS and dotted(s.value.func.value) == var for s in body)
 
 
 def _loop_var(target: cst.BaseExpression) -> Optional[str]:
@@ -346,7 +360,7 @@ def _is_continue(stmt: cst.CSTNode) -> bool:
 # In-place calls that leave a gradient all zero: `zero_()`, `fill_(0)`, `mul_(0)`.
 _CLEARING_CALLS = {"zero_": 0, "fill_": 1, "mul_": 1}
 # Views of a gradient that share its storage: clearing one clears the gradient.
-_GRAD_VIEWS = re.compile(r"^(?P<grad>.+?)(?:\.data|\.detach_\(\)|\.detach\(\))*$")
+_GRAD_VIEWS = re.compile(r"^(?P<grad>.*?)(?:\.data|\.detach_\(\)|\.detach\(\))*$")
 
 
 def _is_zero_literal(expr: cst.BaseExpression) -> bool:

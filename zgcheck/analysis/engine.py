@@ -86,8 +86,9 @@ class RootRun:
         known = set(self.universe) | {f.optimizer for f in facts if f.optimizer}
         if covers.everything:
             return known
-        if covers.optimizers:
-            return {part for key in covers.optimizers for part in self._parts(key)}
+        if covers.optimizers or covers.containers:
+            held = {p for p in known for c in covers.containers if p.startswith(c + "[")}
+            return held | {part for key in covers.optimizers for part in self._parts(key)}
         out = set()
         for part in known:
             tied = self.part_module.get(part)

@@ -193,6 +193,8 @@ class Module:
         body = node.body.body if isinstance(node.body, cst.IndentedBlock) else [node.body]
         unit = Unit(name, node, body, params, cls, self, parent,
                     bindings=collect_bindings(node, self.tables))
+        if isinstance(node.params.star_arg, cst.Param):
+            unit.star = node.params.star_arg.name.value
         for stmt in direct_defs(unit.body):  # closures, also those defined inside a loop
             if stmt in self.relevant:
                 unit.nested[stmt.name.value] = self._unit(stmt, f"{name}.{stmt.name.value}", cls, unit)

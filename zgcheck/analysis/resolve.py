@@ -22,6 +22,7 @@ from .. import recognise
 from ..types import Event, EventKind, Site, TargetKind
 from . import conditions
 from .cfg import nodes_in_cycles
+from ..bindings import Binding
 from .units import Action, Backward, Branch, Call, Covers, Fresh, Frame, Scope, Step, Target, Unit, Zero
 
 MAX_DEPTH = 4  # helpers inlined below a root
@@ -33,6 +34,9 @@ _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 def resolve(text: str, scope: Scope, hops: int = 0) -> Target:
     """What `text` denotes in scope, in the root's terms (parameters replaced by arguments)."""
+    held = _subscript(text)
+    if held is not None and hops < MAX_HOPS:
+        return _element(resolve(held[0], scope, hops + 1), held[1], scope)
     root, dot, rest = text.partition(".")
     bound = scope.arg(root)
     if bound is not None and hops < MAX_HOPS:
@@ -46,14 +50,53 @@ def resolve(text: str, scope: Scope, hops: int = 0) -> Target:
     return _local(text, scope, hops)
 
 
+def _subscript(text: str) -> Optional[Tuple[str, str]]:
+    """(container, index) of `opts[i]` / `self.opts["g"]`, the index `*` unless a literal."""
+    if not text.endswith("]"):
+        return None
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):
+        depth += {"]": 1, "[": -1}.get(text[i], 0)
+        if depth == 0:
+            base, index = text[:i], text[i + 1:-1].strip()
+            if not base or base.endswith(("(", ",", "[")) or base[-1].isspace():
+                return None  # a list display, not a subscript
+            literal = conditions.literal_from_text(index)
+            return base, repr(literal) if isinstance(literal, (int, str)) else "*"
+    return None
+
+
+def _element(container: Target, index: str, scope: Scope) -> Target:
+    """An element of a container: an optimizer when the container holds optimizers."""
+    binding = container.binding
+    holds = (binding is not None and binding.kind == "optimizers") or container.key == "self.optimizers()" or (
+        (binding is None or binding.kind == "other") and recognise.OPTIMIZERS_NAME.match(recognise.leaf(container.key)))
+    return Target(f"{container.key}[{index}]", Binding("optimizer") if holds else None)
+
+
+def _elements(text: str, scope: Scope, hops: int = 0) -> Tuple[Optional[Target], List[Target]]:
+    """(the container, its elements as far as known) for a container text: a tuple display
+    (`*optimizers` bound to `(opt_g, opt_d)`), a name bound to a display of names."""
+    bound = scope.arg(text)
+    if bound is not None and hops < MAX_HOPS:
+        return _elements(bound[0], bound[1], hops + 1)
+    expr = _expression(text)
+    if isinstance(expr, (cst.Tuple, cst.List)):
+        return None, [resolve(cst.Module([]).code_for_node(e.value), scope) for e in expr.elements
+                      if isinstance(e, cst.Element)]
+    container = resolve(text, scope, hops)
+    named = container.binding.args if container.binding is not None and container.binding.kind == "optimizers" else ()
+    return container, [resolve(n, scope, hops + 1) for n in named]
+
+
 def _local(text: str, scope: Scope, hops: int) -> Target:
     """What text denotes by the bindings of scope's own unit (and its class, its module)."""
     binding = scope.unit.module.lookup(text, scope.unit)
     if binding is not None and binding.kind == "other" and binding.alias and hops < MAX_HOPS \
             and not binding.alias.endswith("()") and binding.alias != text:
         aliased = resolve(binding.alias, scope, hops + 1)
-        if aliased.binding is not None:
-            return Target(text, aliased.binding, aliased.modules)
+        if aliased.binding is not None:  # an element keeps its container's key: `for o in opts`
+            return aliased if binding.alias.endswith("]") else Target(text, aliased.binding, aliased.modules)
     modules: Tuple[str, ...] = ()
     if binding is not None and binding.modules and hops < MAX_HOPS:
         modules = tuple(resolve(m, scope, hops + 1).key for m in binding.modules)
@@ -113,6 +156,10 @@ def is_engine(target: Target) -> bool:
 
 def covers(event: Event, scope: Scope) -> Covers:
     """The optimizers a zero event clears."""
+    if event.target_kind is TargetKind.CONTAINER:
+        container, held = _elements(event.target, scope)
+        return Covers(optimizers=frozenset(t.key for t in held),
+                      containers=(container.key,) if container is not None else ())
     target = resolve(event.target, scope)
     if event.target_kind is TargetKind.OPTIMIZER:
         return Covers(optimizers=frozenset({target.key}))
@@ -187,6 +234,8 @@ class _Planner:
             params = params[1:]
         bound += [(p, a, caller) for p, a in zip(params, args)]
         bound += [(k, v, caller) for k, v in kwargs if k in params]
+        if callee.star:  # def reset(*optimizers): the extra arguments, as a tuple
+            bound.append((callee.star, "(" + "".join(a + ", " for a in args[len(params):]) + ")", caller))
         scope = Scope(callee, tuple(bound), caller.depth + 1, caller.stack + (callee.key,))
         memo = (callee.key, tuple((p, a, id(c)) for p, a, c in bound), scope.stack)
         if memo not in self.frames:
