@@ -285,7 +285,8 @@ class _Planner:
         if event.target_kind is TargetKind.FUNCTION:  # step_fn() after step_fn = torch.compile(opt.step)
             binding = scope.unit.module.lookup(event.target, scope.unit)
             if binding is not None and binding.kind == "stepfn":
-                return (step(resolve(binding.alias, scope)),)
+                stepped = resolve(binding.alias, scope)  # `env_step = env.step` is no optimizer's step
+                return (step(stepped),) if is_optimizer(stepped, tables) else ()
             return ()
         if event.target_kind is TargetKind.OPTIMIZER:  # xm.optimizer_step(opt)
             return (step(resolve(event.target, scope), event.target),)
