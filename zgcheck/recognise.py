@@ -259,6 +259,29 @@ def events_in(node: cst.CSTNode, span_of, text_of, callables: FrozenSet[str],
     return finder.events
 
 
+# --- hooks: code that runs at every step of an optimizer, or every backward ----
+
+HOOK_KINDS = {"register_step_pre_hook": "step_pre", "register_step_post_hook": "step_post",
+              "register_post_accumulate_grad_hook": "accumulate"}
+
+
+def hook_registrations(module: cst.Module):
+    """kind -> ((receiver, hook function), ...) for `opt.register_step_post_hook(fn)`,
+    `register_step_pre_hook` and `p.register_post_accumulate_grad_hook(fn)`."""
+    found = {}
+
+    class Finder(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value in HOOK_KINDS and call.args:
+                receiver, hook = dotted(func.value), dotted(call.args[0].value)
+                if receiver and hook:
+                    found.setdefault(HOOK_KINDS[func.attr.value], []).append((receiver, hook))
+
+    module.visit(Finder())
+    return {kind: tuple(regs) for kind, regs in found.items()}
+
+
 # --- loops that clear every parameter's gradient --------------------------
 
 def zero_loop_target(loop: cst.For) -> Optional[Tuple[str, TargetKind]]:

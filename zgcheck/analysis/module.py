@@ -27,6 +27,7 @@ from .imports import Files, collect_imports
 from .units import Unit
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOOK_TEXT = re.compile(r"register_(?:step_pre|step_post|post_accumulate_grad)_hook")
 # Shared by every check in a worker process: (path, mtime, size, tables, relative) -> Module.
 _STORE: Dict[tuple, "Module"] = {}
 _STORE_LIMIT = 64
@@ -135,6 +136,7 @@ class Module:
                 if made:
                     self.factories[stmt.name.value] = made
         self.relevant = self._relevant_defs()
+        self.hooks = recognise.hook_registrations(module) if _HOOK_TEXT.search(module.code) else {}
         for stmt in direct_defs(module.body):  # also those defined inside a top-level loop
             if stmt in self.relevant:
                 self.functions[stmt.name.value] = self._unit(stmt, stmt.name.value, None, None)
@@ -344,6 +346,10 @@ class Module:
                     out.append(found)
                     todo.append(found)
         return out
+
+    def unit_named(self, name: str) -> Optional[Unit]:
+        """A function or closure of this file by its own name (a hook registered elsewhere)."""
+        return next((u for u in self.units if not u.is_top_level and u.node.name.value == name), None)
 
     def methods_of(self, cls: str) -> Dict[str, Unit]:
         return {m: u for (c, m), u in self.methods.items() if c == cls}

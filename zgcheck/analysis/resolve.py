@@ -263,8 +263,8 @@ class _Planner:
         """What an event does in scope."""
         site = Site(scope.unit.path, event.span, event.text, scope.depth == 0)
         kind = event.kind
-        if kind is EventKind.BACKWARD:
-            return (Backward(site),)
+        if kind is EventKind.BACKWARD:  # optimizer in backward: hooks step as gradients arrive
+            return (Backward(site),) + self.hooks("accumulate", "", scope)
         if kind is EventKind.ZERO:
             return (Zero(covers(event, scope), site),)
         if kind is EventKind.NEW:
@@ -301,8 +301,23 @@ class _Planner:
                 frame = self.call(event.closure, event.closure_args, event.closure_kwargs, scope)
                 if frame is not None:
                     out = (Call(frame),)
-            return out + (step(target, event.target),)
+            return self.hooks("step_pre", event.target, scope) + out + (step(target, event.target),) + \
+                self.hooks("step_post", event.target, scope)
         return ()
+
+    def hooks(self, kind: str, receiver: str, scope: Scope) -> Tuple[Action, ...]:
+        """The registered hooks of this kind that run here, as calls (the optimizer bound to
+        a step hook's first parameter); a step hook only for the optimizer it was registered on."""
+        module = scope.unit.module
+        out: Tuple[Action, ...] = ()
+        for registered, name in module.hooks.get(kind, ()):
+            if receiver and recognise.leaf(registered) != recognise.leaf(resolve(receiver, scope).key):
+                continue
+            callee = module.callee(name, scope.unit) or module.unit_named(name)
+            frame = self.callee_frame(callee, (receiver,) if receiver else (), (), scope) if callee else None
+            if frame is not None:
+                out += (Call(frame),)
+        return out
 
 
 def loop_entry(graph, node) -> Optional[bool]:
