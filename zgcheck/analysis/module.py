@@ -23,6 +23,7 @@ from ..source import ParsedSource
 from ..statements import direct_defs, flatten_top, function_defs
 from ..types import Event, EventKind
 from . import cfg as cfgmod
+from . import objects
 from .imports import Files, collect_imports
 from .units import Unit
 
@@ -132,7 +133,7 @@ class Module:
                 self.class_bases[stmt.name.value] = tuple(
                     filter(None, (recognise.dotted(b.value) for b in stmt.bases)))
             elif isinstance(stmt, cst.FunctionDef):
-                made = returned_calls(stmt)
+                made = objects.returned_calls(stmt)
                 if made:
                     self.factories[stmt.name.value] = made
         self.relevant = self._relevant_defs()
@@ -262,53 +263,11 @@ class Module:
                 break
         return found
 
-    # -- objects: which project class an instance is -------------------------------
-    def bound_method(self, name: str, unit: Unit) -> Optional[Tuple[Unit, str]]:
-        """(method, receiver) for `agent.update` / `self.learner.update` on an instance of a
-        project class, or (`__call__`, name) for a called instance; else None."""
-        receiver, _, attr = name.rpartition(".")
-        if receiver == "self" or name.endswith("()"):
-            return None  # the class's own methods: `callee`
-        made = self.instance_class(receiver or name, unit)
-        if made is None:
-            return None
-        found = made[0].method(made[1], attr if receiver else "__call__")
-        return (found, receiver or name) if found is not None else None
-
-    def instance_class(self, text: str, unit: Unit) -> Optional[Tuple["Module", str]]:
-        """(module, class) when text was assigned an instance of a project class: `Agent(...)`,
-        or a project factory whose body returns one (`make_agent(cfg)`)."""
-        binding = self.lookup(text, unit)
-        if binding is None or binding.kind != "other" or not binding.alias.endswith("()"):
-            return None
-        made = self.made_class(binding.alias[:-2])
-        if made is not None and made[0].is_optimizer_class(made[1]):
-            return None  # `MyAdam(...).step()` is an optimizer step, not a helper
-        return made
-
-    def is_optimizer_class(self, cls: str) -> bool:
-        bases = self.class_bases.get(cls, ()) + tuple(b for o, c in self.bases(cls) for b in o.class_bases.get(c, ()))
-        return any(recognise.leaf(b) in ("Optimizer", *self.tables.optimizer_classes) for b in bases)
-
-    def made_class(self, maker: str, depth: int = 0) -> Optional[Tuple["Module", str]]:
-        if maker in self.class_bases:
-            return self, maker
-        if depth < 3 and maker in self.factories:
-            for made in self.factories[maker]:
-                found = self.made_class(made, depth + 1)
-                if found is not None:
-                    return found
-            return None
-        target = self.workspace.files.target(self.path, self.imports, maker) if "." not in maker or \
-            maker.split(".", 1)[0] in self.imports else None
-        other = self._other(*target) if target is not None else None
-        return (other, target[1]) if other is not None and target[1] in other.class_bases else None
-
     def _imported_relevant(self, name: str) -> bool:
         found = self.workspace.files.target(self.path, self.imports, name)
         return found is not None and self.workspace.files.may_define(*found)
 
-    def _other(self, path: str, name: str) -> Optional["Module"]:
+    def other(self, path: str, name: str) -> Optional["Module"]:
         """Another project file's Module, if it may define name next to an event."""
         if not self.workspace.files.may_define(path, name):
             return None
@@ -323,7 +282,7 @@ class Module:
         if name not in self._foreign:
             self._foreign[name] = None
             found = self.workspace.files.target(self.path, self.imports, name)
-            other = self._other(*found) if found is not None else None
+            other = self.other(*found) if found is not None else None
             if other is not None:
                 self._foreign[name] = other.functions.get(found[1])
         return self._foreign[name]
@@ -340,7 +299,7 @@ class Module:
                     found = (owner, base)
                 else:
                     target = owner.workspace.files.target(owner.path, owner.imports, base)
-                    other = owner._other(*target) if target is not None else None
+                    other = owner.other(*target) if target is not None else None
                     found = (other, target[1]) if other is not None else None
                 if found is not None and found not in out:
                     out.append(found)
@@ -378,7 +337,7 @@ class _Callables:
             return True
         if name.split(".", 1)[0] in self.module.imports and self.module._imported_relevant(name):
             return True
-        return self.module.bound_method(name, self.unit) is not None
+        return objects.bound_method(self.module, name, self.unit) is not None
 
     def maybe(self, name: str) -> bool:
         """A call through a parameter (`loss_scaler(loss, opt)`): an instance of a project
@@ -387,20 +346,3 @@ class _Callables:
         own = params[1:] if self.unit.cls and params[:1] in (("self",), ("cls",)) else params
         return name.split(".", 1)[0] in own
 
-
-def returned_calls(fn: cst.FunctionDef) -> Tuple[str, ...]:
-    """What a factory's `return X(...)` statements call (X's dotted name), in order."""
-    found: List[str] = []
-
-    class Returns(cst.CSTVisitor):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return node is fn
-
-        def visit_Return(self, node: cst.Return) -> None:
-            if isinstance(node.value, cst.Call):
-                name = recognise.dotted(node.value.func)
-                if name:
-                    found.append(name)
-
-    fn.visit(Returns())
-    return tuple(found)

@@ -20,7 +20,7 @@ import libcst as cst
 
 from .. import recognise
 from ..types import Event, EventKind, Site, TargetKind
-from . import conditions
+from . import conditions, objects
 from .cfg import nodes_in_cycles
 from ..bindings import Binding
 from .units import Action, Backward, Branch, Call, Covers, Fresh, Frame, Scope, Step, Target, Unit, Zero
@@ -120,7 +120,7 @@ def _bound_through_args(name: str, scope: Scope):
         text, where, hops = bound[0] + dot + rest, bound[1], hops + 1
     if hops == 0:
         return None
-    found = where.unit.module.bound_method(f"{text}.{attr}" if receiver else text, where.unit)
+    found = objects.bound_method(where.unit.module, f"{text}.{attr}" if receiver else text, where.unit)
     return (found[0], receiver or name) if found is not None else None
 
 
@@ -249,7 +249,7 @@ class _Planner:
         callee = module.callee(name, scope.unit)
         if callee is not None:
             return self.callee_frame(callee, tuple(args), tuple(kwargs), scope)
-        method = module.bound_method(name, scope.unit) or _bound_through_args(name, scope)
+        method = objects.bound_method(module, name, scope.unit) or _bound_through_args(name, scope)
         if method is not None:
             return self.callee_frame(method[0], tuple(args), tuple(kwargs), scope, method[1])
         binding = module.lookup(name, scope.unit)
