@@ -7,7 +7,7 @@ using recognise's tables. `analysis.resolve` reads them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import libcst as cst
@@ -186,6 +186,15 @@ class BindingCollector(cst.CSTVisitor):
             self._add({name: Binding("optimizer")})
         elif node.value is not None:
             self._add(bind_assignment([node.target], node.value, self.tables))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        # `opt.add_param_group({"params": head.parameters()})`: opt now holds head's parameters too
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "add_param_group":
+            name = dotted(func.value)
+            old = self.bindings.get(name) if name else None
+            if old is not None and old.kind == "optimizer":
+                self.bindings[name] = replace(old, modules=old.modules + tuple(module_receivers(node)))
 
     def visit_For(self, node: cst.For) -> None:
         # `for opt in optimizers:` / `for i, opt in enumerate(optimizers):`: an element of the container

@@ -100,10 +100,10 @@ def _local(text: str, scope: Scope, hops: int) -> Target:
     modules: Tuple[str, ...] = ()
     if binding is not None and binding.modules and hops < MAX_HOPS:
         modules = tuple(resolve(m, scope, hops + 1).key for m in binding.modules)
-    elif binding is not None and binding.kind == "optimizer" and binding.args and hops < MAX_HOPS:
+    if binding is not None and binding.kind == "optimizer" and binding.args and hops < MAX_HOPS:
         params = resolve(binding.args[0], scope, hops + 1)  # Adam(params)
         if params.binding is not None and params.binding.kind == "params":
-            modules = params.modules
+            modules = params.modules + modules  # and any group added to it since
     return Target(text, binding, modules)
 
 
