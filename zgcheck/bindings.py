@@ -23,6 +23,7 @@ class Binding:
     alias: str = ""  # for `a = b`: the text of b; for a partial: the wrapped function
     args: Tuple[str, ...] = ()  # for a partial: the arguments it binds
     kwargs: Tuple[Tuple[str, str], ...] = ()
+    index: int = -1  # `a, b = make()`: the position unpacked from the call's result
 
 
 def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
@@ -141,12 +142,14 @@ def bind_assignment(targets: Sequence[cst.BaseExpression], value: cst.BaseExpres
                 if n:
                     out[n] = classify_value(el.value, tables)
             continue
-        for n in names:
+        for i, n in enumerate(names):
             if n:
                 if len(names) == 1 and isinstance(value, cst.Call) and leaf(name) == "prepare" and value.args:
                     out[n] = _prepared(value.args[0].value, tables)
                 else:
                     out[n] = classify_value(value, tables)
+                    if len(names) > 1 and out[n].kind == "other" and out[n].alias.endswith("()"):
+                        out[n] = replace(out[n], index=i)  # decided by what the factory returns
     return out
 
 

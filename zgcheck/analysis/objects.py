@@ -66,19 +66,33 @@ def made_class(module: "Module", maker: str, depth: int = 0) -> Optional[Tuple["
     return (other, target[1]) if other is not None and target[1] in other.class_bases else None
 
 
-def returned_calls(fn: cst.FunctionDef) -> Tuple[str, ...]:
-    """What a factory's `return X(...)` statements call (X's dotted name), in order."""
-    found: List[str] = []
+def returned_element(module: "Module", maker: str, index: int) -> Optional[cst.BaseExpression]:
+    """The index-th element of the tuple a project function of this file returns
+    (`opt_g, opt_d = make_optimizers(...)`), or None."""
+    for stmt in module.parsed.module.body:
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value == maker:
+            for ret in _returns(stmt):
+                if isinstance(ret, cst.Tuple) and index < len(ret.elements):
+                    return ret.elements[index].value
+    return None
+
+
+def _returns(fn: cst.FunctionDef) -> List[cst.BaseExpression]:
+    found: List[cst.BaseExpression] = []
 
     class Returns(cst.CSTVisitor):
         def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
             return node is fn
 
         def visit_Return(self, node: cst.Return) -> None:
-            if isinstance(node.value, cst.Call):
-                name = recognise.dotted(node.value.func)
-                if name:
-                    found.append(name)
+            if node.value is not None:
+                found.append(node.value)
 
     fn.visit(Returns())
-    return tuple(found)
+    return found
+
+
+def returned_calls(fn: cst.FunctionDef) -> Tuple[str, ...]:
+    """What a factory's `return X(...)` statements call (X's dotted name), in order."""
+    names = (recognise.dotted(r.func) for r in _returns(fn) if isinstance(r, cst.Call))
+    return tuple(n for n in names if n)

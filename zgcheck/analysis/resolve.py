@@ -22,7 +22,7 @@ from .. import recognise
 from ..types import Event, EventKind, Site, TargetKind
 from . import conditions, objects
 from .cfg import nodes_in_cycles
-from ..bindings import Binding
+from ..bindings import Binding, classify_value
 from .units import Action, Backward, Branch, Call, Covers, Fresh, Frame, Scope, Step, Target, Unit, Zero
 
 MAX_DEPTH = 4  # helpers inlined below a root
@@ -91,7 +91,12 @@ def _elements(text: str, scope: Scope, hops: int = 0) -> Tuple[Optional[Target],
 
 def _local(text: str, scope: Scope, hops: int) -> Target:
     """What text denotes by the bindings of scope's own unit (and its class, its module)."""
-    binding = scope.unit.module.lookup(text, scope.unit)
+    module = scope.unit.module
+    binding = module.lookup(text, scope.unit)
+    if binding is not None and binding.index >= 0:  # `g_solver, d_solver = make_solvers(...)`
+        made = objects.returned_element(module, binding.alias[:-2], binding.index)
+        if made is not None and classify_value(made, module.tables).kind == "optimizer":
+            binding = Binding("optimizer")
     if binding is not None and binding.kind == "other" and binding.alias and hops < MAX_HOPS \
             and not binding.alias.endswith("()") and binding.alias != text:
         aliased = resolve(binding.alias, scope, hops + 1)
