@@ -11,6 +11,7 @@ step under `(i + 1) % k == 0`: the two line up, and the windows are clean.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Callable, FrozenSet, Iterable, Mapping, Optional, Tuple
 
@@ -27,6 +28,7 @@ def key(counter: str, offset: int, modulus: str) -> str:
     return f"{counter} ≡ {offset} (mod {modulus})"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> Optional[Tuple[str, int, str]]:
     match = _KEY.match(text)
     return (match["counter"], int(match["offset"]), match["modulus"]) if match else None
@@ -67,7 +69,7 @@ def consistent(assumptions: Assumptions, text: str, holds: bool) -> bool:
     this = parse(text)
     if this is None or not holds:
         return True
-    return not any(h and (p := parse(k)) is not None and p[0] == this[0] and p[2] == this[2]
+    return not any(h and k != text and (p := parse(k)) is not None and p[0] == this[0] and p[2] == this[2]
                    and _distinct(p[1], this[1], this[2]) for k, h in assumptions)
 
 

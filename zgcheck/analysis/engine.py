@@ -117,8 +117,9 @@ class RootRun:
         if key is None or key not in self.tracked:
             return state
         holds = branch.holds
+        counted = holds and counters.parse(key) is not None
         return frozenset((a | {(key, holds)}, f) for a, f in state
-                         if (key, not holds) not in a and counters.consistent(a, key, holds))
+                         if (key, not holds) not in a and (not counted or counters.consistent(a, key, holds)))
 
     def forget(self, frame: Frame, node_id: int, state: State) -> State:
         """Drop assumptions about conditions whose names this node assigns."""

@@ -22,6 +22,7 @@ from .. import recognise
 from ..types import Event, EventKind, Site, TargetKind
 from . import conditions, objects
 from .cfg import nodes_in_cycles
+from .dataflow import reverse_postorder
 from ..bindings import Binding, classify_value
 from .units import Action, Backward, Branch, Call, Covers, Fresh, Frame, Scope, Step, Target, Unit, Zero
 
@@ -202,6 +203,7 @@ class _Planner:
         tested: List[Tuple[str, frozenset, bool]] = []
         counted: Dict[int, Tuple[str, ...]] = {}
         looping = None
+        guards = _Guards(graph, actions)
         for node in graph.nodes:
             names = tuple(cond_name(t, scope) for t in conditions.assigned_texts(node))
             if names:
@@ -221,7 +223,7 @@ class _Planner:
                 holds = not holds
             branches[node.id] = Branch(decided is not None and decided != holds,
                                        cond.key if cond is not None else None, holds)
-            if cond is not None and taken:
+            if cond is not None and taken and guards(node.id):
                 if looping is None:
                     looping = nodes_in_cycles(graph)
                 # Tested again on the next iteration (or the next call of a helper).
@@ -323,6 +325,38 @@ class _Planner:
             if frame is not None:
                 out += (Call(frame),)
         return out
+
+
+class _Guards:
+    """Whether an `if` guards an action: some node with actions lies on one of its arms and
+    not the other (loop back edges left out). Only such conditions are worth tracking: a
+    flag that guards setup code would double the path classes for nothing."""
+
+    def __init__(self, graph, actions):
+        self.graph, self.actions = graph, actions
+        self.rank: Dict[int, int] = {}
+        self.arms: Dict[int, Dict[bool, int]] = {}
+
+    def __call__(self, node_id: int) -> bool:
+        if not self.rank:
+            self.rank = {n: i for i, n in enumerate(reverse_postorder(self.graph))}
+            for node in self.graph.nodes:
+                if node.branch is not None:
+                    self.arms.setdefault(id(node.branch[0]), {})[node.branch[1]] = node.id
+        arms = self.arms.get(id(self.graph.nodes[node_id].branch[0]), {})
+        if len(arms) < 2:
+            return True
+        return any(n in self.actions for n in self._ahead(arms[True]) ^ self._ahead(arms[False]))
+
+    def _ahead(self, start: int) -> set:
+        seen, todo = {start}, [start]
+        while todo:
+            n = todo.pop()
+            for s in self.graph.nodes[n].succs:
+                if s not in seen and self.rank.get(s, -1) > self.rank.get(n, -1):
+                    seen.add(s)
+                    todo.append(s)
+        return seen
 
 
 def loop_entry(graph, node) -> Optional[bool]:
