@@ -48,11 +48,6 @@ def parse_fixture(path: Path) -> Fixture:
     return Fixture(path, frozenset(expected), skip.group(1) if skip else None)
 
 
-def known_limitations() -> List[Fixture]:
-    """Correct code the static checker still flags; each states `# static: ZGxxx -- why`."""
-    return [parse_fixture(p) for p in sorted((FIXTURES / "known_limitations").glob("*.py"))]
-
-
 def all_fixtures() -> List[Fixture]:
     """Every runnable fixture script, the `.fixed.py` ones included."""
     paths = sorted(

@@ -36,19 +36,3 @@ def test_cli_reports_exactly_the_expected_diagnostics():
                 if "known_limitations" not in d["filename"]}
     expected = {(str(f.path), code, line) for f in FIXTURE_LIST for code, line in f.expected}
     assert reported == expected
-
-
-def test_known_limitations_are_still_what_the_readme_says():
-    """Correct code flagged statically: documented, asserted, and fixed here the day it changes."""
-    import re
-
-    from fixture_support import known_limitations
-
-    cases = known_limitations()
-    assert cases, "fixtures/known_limitations/ is empty: drop this test and the README section"
-    for case in cases:
-        text = case.path.read_text()
-        stated = {(m.group(1), n) for n, line in enumerate(text.splitlines(), 1)
-                  for m in [re.search(r"#\s*static:\s*(ZG\d{3})\s*$", line)] if m}
-        found = {(d.code, d.span.start_line) for d in check_file(str(case.path))}
-        assert found == stated and not case.expected, case.name

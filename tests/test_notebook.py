@@ -122,6 +122,16 @@ def test_syntax_error_in_a_cell_is_reported_in_that_cell(tmp_path):
     assert where(data) == [("ZG901", 2, 2, 7)]
 
 
+def test_a_cell_that_does_not_parse_hides_only_itself(tmp_path):
+    # An exercise placeholder between the setup and the loop: ZG901 for that cell, the rest analysed.
+    exercise = "# YOUR CODE HERE\nloss = ???\n"
+    result, data = check(tmp_path, notebook(PRELUDE, exercise, LOOP))
+    assert where(data) == [("ZG901", 2, 2, 8), ("ZG001", 3, 4, 5)]
+    result, data = check(tmp_path, notebook(PRELUDE, exercise, LOOP), "--fix")
+    text = (tmp_path / "train.ipynb").read_text()
+    assert "loss = ???" in text and "optimizer.zero_grad()" in text
+
+
 def test_byte_gate_applies_to_the_raw_notebook(tmp_path):
     result, data = check(tmp_path, "{ not json, and no mention of the b-word")
     assert data == [] and result.exit_code == 0

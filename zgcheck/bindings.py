@@ -7,22 +7,23 @@ using recognise's tables. `analysis.resolve` reads them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
-from .recognise import (CONFIG_CALLS, CONTEXT_OPTIMIZERS, SCALER_CLASSES, SCHEDULER_HINTS, Tables, callee_name,
-                        dotted, leaf, module_receivers, partial_parts)
+from .recognise import (CONFIG_CALLS, CONTEXT_OPTIMIZERS, OPTIMIZER_NAME, SCALER_CLASSES, SCHEDULER_HINTS, Tables,
+                        callee_name, dotted, leaf, module_receivers, partial_parts)
 
 
 @dataclass(frozen=True)
 class Binding:
-    kind: str  # optimizer | engine | scheduler | scaler | config | params | partial | context | other
+    kind: str  # optimizer | optimizers | engine | scheduler | scaler | config | params | partial | context | other
     modules: Tuple[str, ...] = ()  # modules whose parameters an optimizer/params holds
     alias: str = ""  # for `a = b`: the text of b; for a partial: the wrapped function
     args: Tuple[str, ...] = ()  # for a partial: the arguments it binds
     kwargs: Tuple[Tuple[str, str], ...] = ()
+    index: int = -1  # `a, b = make()`: the position unpacked from the call's result
 
 
 def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
@@ -57,6 +58,9 @@ def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
             if mods:
                 return Binding("params", tuple(mods))
         return Binding("other", alias=name + "()")
+    held = _held(value)
+    if held and any(_makes_optimizer(e, tables) for e in held):  # [Adam(a), Adam(b)], {"g": opt_g, ...}
+        return Binding("optimizers", args=tuple(filter(None, map(dotted, held))))
     if isinstance(value, cst.Subscript):
         base = value.value
         if isinstance(base, cst.Call) and callee_name(base) == "self.optimizers":
@@ -71,6 +75,26 @@ def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
     if text:
         return Binding("other", alias=text)
     return Binding("other")
+
+
+def _held(value: cst.BaseExpression) -> List[cst.BaseExpression]:
+    """The element expressions of a list/tuple/set/dict display or comprehension."""
+    if isinstance(value, (cst.List, cst.Tuple, cst.Set)):
+        return [e.value for e in value.elements if isinstance(e, cst.Element)]
+    if isinstance(value, cst.Dict):
+        return [e.value for e in value.elements if isinstance(e, cst.DictElement)]
+    if isinstance(value, (cst.ListComp, cst.SetComp, cst.GeneratorExp)):
+        return [value.elt]
+    if isinstance(value, cst.DictComp):
+        return [value.value]
+    return []
+
+
+def _makes_optimizer(expr: cst.BaseExpression, tables: Tables) -> bool:
+    if isinstance(expr, cst.Call):
+        return leaf(callee_name(expr)) in tables.optimizer_classes | tables.optimizer_factories
+    name = dotted(expr)
+    return bool(name) and bool(OPTIMIZER_NAME.match(leaf(name)))
 
 
 def _step_method(node: cst.BaseExpression) -> Optional[str]:
@@ -118,12 +142,14 @@ def bind_assignment(targets: Sequence[cst.BaseExpression], value: cst.BaseExpres
                 if n:
                     out[n] = classify_value(el.value, tables)
             continue
-        for n in names:
+        for i, n in enumerate(names):
             if n:
                 if len(names) == 1 and isinstance(value, cst.Call) and leaf(name) == "prepare" and value.args:
                     out[n] = _prepared(value.args[0].value, tables)
                 else:
                     out[n] = classify_value(value, tables)
+                    if len(names) > 1 and out[n].kind == "other" and out[n].alias.endswith("()"):
+                        out[n] = replace(out[n], index=i)  # decided by what the factory returns
     return out
 
 
@@ -163,6 +189,25 @@ class BindingCollector(cst.CSTVisitor):
             self._add({name: Binding("optimizer")})
         elif node.value is not None:
             self._add(bind_assignment([node.target], node.value, self.tables))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        # `opt.add_param_group({"params": head.parameters()})`: opt now holds head's parameters too
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "add_param_group":
+            name = dotted(func.value)
+            old = self.bindings.get(name) if name else None
+            if old is not None and old.kind == "optimizer":
+                self.bindings[name] = replace(old, modules=old.modules + tuple(module_receivers(node)))
+
+    def visit_For(self, node: cst.For) -> None:
+        # `for opt in optimizers:` / `for i, opt in enumerate(optimizers):`: an element of the container
+        target, iter_ = node.target, node.iter
+        if isinstance(iter_, cst.Call) and callee_name(iter_) == "enumerate" and iter_.args \
+                and isinstance(target, cst.Tuple) and len(target.elements) == 2:
+            target, iter_ = target.elements[1].value, iter_.args[0].value
+        name, held = dotted(target), dotted(iter_)
+        if name and held and isinstance(target, cst.Name):
+            self._add({name: Binding("other", alias=f"{held}[*]")})
 
     def visit_Param(self, node: cst.Param) -> None:
         if node.annotation is not None and "Optimizer" in (dotted(node.annotation.annotation) or ""):

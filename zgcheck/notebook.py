@@ -17,6 +17,7 @@ byte (layout, key order, escapes, outputs, trailing newline) stays as it was.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import functools
 import io
@@ -27,7 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .notebook_json import LayoutError, encode_source, list_items, source_spans, split_lines, uses_ascii_escapes
-from .codes import CODES, INVALID_NOTEBOOK
+from .codes import CODES, INVALID_NOTEBOOK, PARSE_ERROR
 from .types import Diagnostic, Edit, Related, Span
 
 MASK = "pass  # masked IPython magic"
@@ -63,6 +64,7 @@ class NotebookMap:
     """Where each line of the virtual module comes from."""
 
     cells: Tuple[CodeCell, ...]
+    broken: Tuple[Tuple[int, int, int, str], ...] = ()  # (cell, line, col, why) of cells that do not parse
 
     @property
     def line_count(self) -> int:
@@ -145,17 +147,33 @@ def virtual_source(notebook_text: str) -> Tuple[str, NotebookMap]:
     """The code cells as one Python module (magics masked) and the map back to cells."""
     parts: List[str] = []
     cells: List[CodeCell] = []
+    broken: List[Tuple[int, int, int, str]] = []
     line = 1
     for index, source in code_cells(notebook_text):
         lines = split_lines(source)
         masked_lines, masked = _mask(lines)
+        error = _syntax_error("".join(masked_lines))
+        if error is not None:  # Jupyter compiles each cell alone: leave this one out, keep the rest
+            broken.append((index, *error))
+            masked_lines, masked = [MASK_CONTINUATION + _ending(text) for text in lines], list(range(len(lines)))
         ends = not lines or lines[-1].endswith(("\n", "\r"))
         if masked_lines and not ends:
             masked_lines[-1] += "\n"
         cells.append(CodeCell(index, line, tuple(lines), tuple(masked), ends, tuple(masked_lines)))
         parts.extend(masked_lines)
         line += len(lines)
-    return "".join(parts), NotebookMap(tuple(cells))
+    return "".join(parts), NotebookMap(tuple(cells), tuple(broken))
+
+
+def _syntax_error(text: str) -> Optional[Tuple[int, int, str]]:
+    """(line, col, why) when one cell's (masked) code is not Python, else None."""
+    try:
+        compile(text, "<cell>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    except SyntaxError as err:
+        return err.lineno or 1, err.offset or 1, err.msg
+    except (ValueError, RecursionError, MemoryError) as err:
+        return 1, 1, str(err) or type(err).__name__
+    return None
 
 
 def _mask(lines: Sequence[str]) -> Tuple[List[str], List[int]]:
@@ -339,7 +357,13 @@ def check(data: bytes, path: str, check_text: Callable[[str, str], List[Diagnost
         return [Diagnostic(INVALID_NOTEBOOK, CODES[INVALID_NOTEBOOK].name, str(err), path,
                            Span(err.line, err.col, err.line, err.col))]
     # A finding in a helper imported from another file is reported there, with its own lines.
-    return [map_diagnostic(d, mapping, path) for d in check_text(source, path)]
+    return parse_errors(mapping, path) + [map_diagnostic(d, mapping, path) for d in check_text(source, path)]
+
+
+def parse_errors(mapping: NotebookMap, path: str) -> List[Diagnostic]:
+    """ZG901 for each cell left out of the virtual module because it does not parse."""
+    return [Diagnostic(PARSE_ERROR, CODES[PARSE_ERROR].name, f"cannot parse: {why}", path,
+                       Span(line, col, line, col), cell=cell) for cell, line, col, why in mapping.broken]
 
 
 # --- writing back ----------------------------------------------------------

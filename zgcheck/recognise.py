@@ -64,6 +64,9 @@ OPTIMIZER_MAKER = re.compile(r"optim.*(cls|class|factory|fn|ctor|type)$|^(make|b
 # them, their body is analysed as the body of an implicit training loop.
 PER_BATCH_FUNCTIONS = frozenset({"training_step", "train_step", "train_batch", "train_on_batch",
                                  "training_step_fn", "train_step_fn", "train_iter", "train_iteration"})
+# Containers of optimizers by name: `optimizers[i]`, `self.opts["g"]`, `for o in optims:`.
+OPTIMIZERS_NAME = re.compile(r"^(?:[a-z0-9]+_)*(?:optimi[sz]ers|opts|optims|optimi[sz]er_(?:list|dict))$",
+                             re.IGNORECASE)
 ENGINE_NAME = re.compile(r"(^|_)engine$|^model_engine$", re.IGNORECASE)
 # Receivers of `.backward(loss)` that differentiate their argument, not themselves.
 BACKWARD_CALLERS = re.compile(r"accelerat|fabric|engine|trainer|^self$|autograd|^torch$", re.IGNORECASE)
@@ -229,6 +232,8 @@ class EventFinder(cst.CSTVisitor):
                 if receiver in CONTEXT_BACKWARDS:
                     return None
                 return make(EventKind.BACKWARD, receiver)
+            if attr == "step" and name in self.callables:  # the class's own `def step(self, batch)`
+                return make(EventKind.CALL, name)
             if attr == "step":
                 closure_node = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "closure"),
                                     None)
@@ -244,7 +249,7 @@ class EventFinder(cst.CSTVisitor):
                 return make(EventKind.ZERO, receiver)
         if name in self.tables.zero_functions:
             return make(EventKind.ZERO, args[0] if args else "", target_kind=TargetKind.PARAMS)
-        if name in self.callables:
+        if name in self.callables or getattr(self.callables, "maybe", lambda _: False)(name):
             return make(EventKind.CALL, name)
         if name == "backward":  # from torch.autograd import backward
             return make(EventKind.BACKWARD, "")
@@ -260,6 +265,29 @@ def events_in(node: cst.CSTNode, span_of, text_of, callables: FrozenSet[str],
     return finder.events
 
 
+# --- hooks: code that runs at every step of an optimizer, or every backward ----
+
+HOOK_KINDS = {"register_step_pre_hook": "step_pre", "register_step_post_hook": "step_post",
+              "register_post_accumulate_grad_hook": "accumulate"}
+
+
+def hook_registrations(module: cst.Module):
+    """kind -> ((receiver, hook function), ...) for `opt.register_step_post_hook(fn)`,
+    `register_step_pre_hook` and `p.register_post_accumulate_grad_hook(fn)`."""
+    found = {}
+
+    class Finder(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value in HOOK_KINDS and call.args:
+                receiver, hook = dotted(func.value), dotted(call.args[0].value)
+                if receiver and hook:
+                    found.setdefault(HOOK_KINDS[func.attr.value], []).append((receiver, hook))
+
+    module.visit(Finder())
+    return {kind: tuple(regs) for kind, regs in found.items()}
+
+
 # --- loops that clear every parameter's gradient --------------------------
 
 def zero_loop_target(loop: cst.For) -> Optional[Tuple[str, TargetKind]]:
@@ -272,6 +300,9 @@ def zero_loop_target(loop: cst.For) -> Optional[Tuple[str, TargetKind]]:
     if var is None or loop.orelse is not None:
         return None
     iter_ = loop.iter
+    if _zeroes_each(loop, var):  # for o in (opt_g, opt_d): o.zero_grad()
+        text = dotted(iter_) or cst.Module([]).code_for_node(iter_)
+        return text, TargetKind.CONTAINER
     if isinstance(iter_, cst.Attribute) and iter_.attr.value == "param_groups":
         inner = [s for s in _statements(loop.body)]
         if len(inner) == 1 and isinstance(inner[0], cst.For):
@@ -290,6 +321,14 @@ def zero_loop_target(loop: cst.For) -> Optional[Tuple[str, TargetKind]]:
     if text:
         return text, TargetKind.PARAMS
     return None
+
+
+def _zeroes_each(loop: cst.For, var: str) -> bool:
+    """The loop's body only calls `var.zero_grad(...)`: a zero of every optimizer iterated."""
+    body = _statements(loop.body)
+    return bool(body) and isinstance(loop.target, cst.Name) and all(
+        isinstance(s, cst.Expr) and isinstance(s.value, cst.Call) and isinstance(s.value.func, cst.Attribute)
+        and s.value.func.attr.value in ZERO_ATTRS and dotted(s.value.func.value) == var for s in body)
 
 
 def _loop_var(target: cst.BaseExpression) -> Optional[str]:
@@ -347,9 +386,21 @@ def _is_continue(stmt: cst.CSTNode) -> bool:
     return isinstance(stmt, cst.Continue)
 
 
+# In-place calls that leave a gradient all zero: `zero_()`, `fill_(0)`, `mul_(0)`.
+_CLEARING_CALLS = {"zero_": 0, "fill_": 1, "mul_": 1}
+# Views of a gradient that share its storage: clearing one clears the gradient.
+_GRAD_VIEWS = re.compile(r"^(?P<grad>.*?)(?:\.data|\.detach_\(\)|\.detach\(\))*$")
+
+
+def _is_zero_literal(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, (cst.Integer, cst.Float)) and float(expr.value) == 0
+
+
 def _is_clear(stmt: cst.CSTNode, grad: str) -> bool:
+    if isinstance(stmt, cst.AugAssign) and isinstance(stmt.operator, cst.MultiplyAssign):
+        return _GRAD_VIEWS.match(dotted(stmt.target) or "")["grad"] == grad and _is_zero_literal(stmt.value)
     if isinstance(stmt, cst.Assign) and len(stmt.targets) == 1:
-        if dotted(stmt.targets[0].target) == grad:
+        if dotted(stmt.targets[0].target) in (grad, grad + ".data"):
             value = stmt.value
             if isinstance(value, cst.Name) and value.value == "None":
                 return True
@@ -357,9 +408,13 @@ def _is_clear(stmt: cst.CSTNode, grad: str) -> bool:
                 return True
         return False
     if isinstance(stmt, cst.Expr) and isinstance(stmt.value, cst.Call):
-        func = stmt.value.func
+        call = stmt.value
+        func = call.func
         if isinstance(func, cst.Attribute):
-            receiver = dotted(func.value)
-            if receiver in (grad, grad + ".data") and func.attr.value in ("zero_", "detach_", "requires_grad_"):
-                return True
+            receiver = _GRAD_VIEWS.match(dotted(func.value) or "")["grad"]
+            if receiver == grad and func.attr.value in ("detach_", "requires_grad_"):
+                return True  # kept with the clearing statement beside it (`p.grad.detach_()`)
+            arity = _CLEARING_CALLS.get(func.attr.value)
+            if receiver == grad and arity is not None and len(call.args) == arity:
+                return all(_is_zero_literal(a.value) for a in call.args)
     return False

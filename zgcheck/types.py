@@ -84,6 +84,7 @@ class TargetKind(enum.Enum):
     MODULE = "module"
     PARAMS = "params"  # an iterable of parameters bound to a name
     FUNCTION = "function"  # a bare call `f()`: a step when f is bound to `opt.step`
+    CONTAINER = "container"  # optimizers held in a list, tuple or dict (`for o in opts: o.zero_grad()`)
     UNKNOWN = "unknown"
 
 

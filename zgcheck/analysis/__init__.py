@@ -19,7 +19,7 @@ from ..recognise import PER_BATCH_FUNCTIONS
 from ..rules import ALL_RULES, Rule
 from ..source import ParsedSource
 from ..types import EventKind, Finding
-from . import engine, frameworks
+from . import engine, frameworks, objects
 from .module import Module, Workspace
 from .resolve import plan
 from .units import Key
@@ -53,6 +53,8 @@ def _called(module: Module) -> Set[Key]:
             for event in events:
                 if event.kind is EventKind.CALL:
                     callee = module.callee(event.target, unit)
+                    method = objects.bound_method(module, event.target, unit) if callee is None else None
+                    callee = method[0] if method is not None else callee
                     if callee is not None:
                         called.add(callee.key)
     return called

@@ -17,6 +17,7 @@ from typing import Callable, FrozenSet, Optional, Tuple
 import libcst as cst
 
 from ..recognise import dotted
+from . import counters
 
 _OPERATORS = {
     cst.Equal: "==", cst.NotEqual: "!=", cst.Is: "is", cst.IsNot: "is not",
@@ -25,10 +26,14 @@ _OPERATORS = {
 _LITERAL_NAMES = {"True": True, "False": False, "None": None}
 
 
+_ARITHMETIC = {cst.Add: "+", cst.Subtract: "-", cst.Multiply: "*", cst.Modulo: "%", cst.FloorDivide: "//"}
+
+
 @dataclass(frozen=True)
 class Condition:
     key: str  # canonical text, names renamed into the root's terms
     names: FrozenSet[str]  # the (renamed) names it reads
+    negated: bool = False  # the key states the opposite of the expression (`!=` on a counter)
 
 
 def split_not(expr: cst.BaseExpression) -> Tuple[cst.BaseExpression, bool]:
@@ -39,8 +44,12 @@ def split_not(expr: cst.BaseExpression) -> Tuple[cst.BaseExpression, bool]:
     return expr, polarity
 
 
-def condition(expr: cst.BaseExpression, rename: Callable[[str], str]) -> Optional[Condition]:
-    """The key of a simple condition, or None when it is not simple."""
+def condition(expr: cst.BaseExpression, rename: Callable[[str], object]) -> Optional[Condition]:
+    """The key of a simple condition, or None when it is not simple. `rename` maps a name
+    to its text in the root's terms, or to the Condition of the expression it stands for."""
+    window = counters.window(expr, lambda e: _key(e, rename))
+    if window is not None:
+        return Condition(*window)
     parts = _key(expr, rename)
     if parts is None:
         return None
@@ -55,7 +64,14 @@ def _key(expr: cst.BaseExpression, rename):
     name = dotted(expr)
     if name is not None and not name.endswith("()"):
         renamed = rename(name)
+        if isinstance(renamed, Condition):  # a parameter bound to `(i + 1) % k == 0`
+            return renamed.key if not renamed.negated else f"not ({renamed.key})", set(renamed.names)
         return renamed, {renamed}
+    if isinstance(expr, cst.BinaryOperation) and type(expr.operator) in _ARITHMETIC:
+        left, right = _key(expr.left, rename), _key(expr.right, rename)
+        if left is None or right is None:
+            return None
+        return f"({left[0]} {_ARITHMETIC[type(expr.operator)]} {right[0]})", left[1] | right[1]
     if isinstance(expr, cst.Comparison):
         left = _key(expr.left, rename)
         if left is None:
@@ -156,3 +172,41 @@ def assigned_texts(node) -> Tuple[str, ...]:
                 if name:
                     out.append(name)
     return tuple(out)
+
+
+def counter_updates(node, entry: Optional[bool]) -> Tuple[Tuple[str, Optional[int], bool], ...]:
+    """(name, value it is set to or None, whether it grows by one) for each counter a CFG
+    node updates: `i = 0`, `i += 1`, `i = i + 1`, and the index of `for i, x in
+    enumerate(...)` / `for i in range(...)`. A `for` header is the loop's entry (the index
+    starts), a later iteration (it grows), or, when one node is both (entry None), either."""
+    item, owner = node.item, node.owner
+    if isinstance(item, cst.AugAssign) and isinstance(item.operator, cst.AddAssign) and _is_one(item.value):
+        return tuple((name, None, True) for name in filter(None, [dotted(item.target)]))
+    if isinstance(item, cst.Assign) and len(item.targets) == 1:
+        name, value = dotted(item.targets[0].target), item.value
+        if name and isinstance(value, cst.Integer):
+            return ((name, int(value.value, 0), False),)
+        if name and isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add) \
+                and dotted(value.left) == name and _is_one(value.right):
+            return ((name, None, True),)
+    if isinstance(owner, cst.For) and isinstance(owner.iter, cst.Call):
+        func, args, target = dotted(owner.iter.func), owner.iter.args, owner.target
+        start = 0
+        if func == "enumerate" and isinstance(target, cst.Tuple) and target.elements:
+            target = target.elements[0].value
+            given = [a.value for a in args[1:2]] + [a.value for a in args if a.keyword and a.keyword.value == "start"]
+            start = int(given[0].value, 0) if given and isinstance(given[0], cst.Integer) else None
+        elif func == "range" and 1 <= len(args) <= 2:
+            first = args[0].value
+            start = 0 if len(args) == 1 else (int(first.value, 0) if isinstance(first, cst.Integer) else None)
+        else:
+            return ()
+        name = dotted(target)
+        if name is None or (entry is not False and start is None):
+            return ()  # an unknown start: forgotten as any assignment
+        return ((name, None if entry is False else start, entry is not True),)
+    return ()
+
+
+def _is_one(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Integer) and expr.value == "1"

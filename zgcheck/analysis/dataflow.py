@@ -18,7 +18,7 @@ Transfer = Callable[[Node, Facts], Facts]
 def solve(cfg: CFG, transfer: Transfer, entry: Facts = frozenset()) -> Tuple[Dict[int, Facts], Dict[int, Facts]]:
     """In- and out-facts of every node reachable from the entry."""
     preds = cfg.preds()
-    order = _reverse_postorder(cfg)
+    order = reverse_postorder(cfg)
     rank = {n: i for i, n in enumerate(order)}
     ins: Dict[int, Facts] = {}
     outs: Dict[int, Facts] = {}
@@ -42,7 +42,7 @@ def solve(cfg: CFG, transfer: Transfer, entry: Facts = frozenset()) -> Tuple[Dic
     return ins, outs
 
 
-def _reverse_postorder(cfg: CFG):
+def reverse_postorder(cfg: CFG):
     seen, post = set(), []
     stack = [(cfg.entry, iter(cfg.nodes[cfg.entry].succs))]
     seen.add(cfg.entry)

@@ -17,7 +17,7 @@ from typing import Dict, FrozenSet, Iterable, List, Sequence, Set, Tuple
 from ..rules import Rule
 from ..rules.base import part_name
 from ..types import Fact, Finding
-from . import dataflow
+from . import counters, dataflow
 from .resolve import local_prefix, optimizers
 from .units import Backward, Call, Covers, Fresh, Frame, Plan, Reach, Step, Target, Zero
 
@@ -85,8 +85,9 @@ class RootRun:
         known = set(self.universe) | {f.optimizer for f in facts if f.optimizer}
         if covers.everything:
             return known
-        if covers.optimizers:
-            return {part for key in covers.optimizers for part in self._parts(key)}
+        if covers.optimizers or covers.containers:
+            held = {p for p in known for c in covers.containers if p.startswith(c + "[")}
+            return held | {part for key in covers.optimizers for part in self._parts(key)}
         out = set()
         for part in known:
             tied = self.part_module.get(part)
@@ -119,15 +120,21 @@ class RootRun:
         if key is None or key not in self.tracked:
             return state
         holds = branch.holds
-        return frozenset((a | {(key, holds)}, f) for a, f in state if (key, not holds) not in a)
+        counted = holds and counters.parse(key) is not None
+        return frozenset((a | {(key, holds)}, f) for a, f in state
+                         if (key, not holds) not in a and (not counted or counters.consistent(a, key, holds)))
 
     def forget(self, frame: Frame, node_id: int, state: State) -> State:
         """Drop assumptions about conditions whose names this node assigns."""
         assigned = frame.assigned.get(node_id)
         if not assigned:
             return state
+        counted = frame.counted.get(node_id, ())
+        if counted:  # a loop counter set or grown: its residues follow instead of being forgotten
+            state = frozenset((b, f) for a, f in state for b in counters.update(a, counted, self.tracked))
         stale = {key for key, names in self.tracked.items()
                  if any(n == t or n.startswith(t + ".") for n in names for t in assigned)}
+        stale -= counters.updated_keys(self.tracked, counted)
         if not stale:
             return state
         return frozenset((frozenset(x for x in a if x[0] not in stale), f) for a, f in state)

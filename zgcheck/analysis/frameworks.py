@@ -17,7 +17,8 @@ import libcst as cst
 
 from ..statements import suites
 from ..types import Finding, Site, Span
-from .units import Frame, Step, Zero
+from .resolve import walk
+from .units import Action, Call, Frame, Step, Zero
 
 
 def accumulate_blocks(body) -> Iterator[cst.With]:
@@ -41,6 +42,20 @@ def _inside(span: Span, outer: Span) -> bool:
         (span.end_line, span.end_col) <= (outer.end_line, outer.end_col)
 
 
+def _actions_within(root: Frame, span: Span) -> Iterator[Action]:
+    """The root's actions at nodes inside span, and those of the helpers called there
+    (`with accelerator.accumulate(policy): self.train_minibatch(batch)`)."""
+    parsed = root.unit.module.parsed
+    for node_id, acts in root.actions.items():
+        item = root.graph.nodes[node_id].item
+        if item is None or not _inside(parsed.span(item), span):
+            continue
+        for action in acts:
+            yield action
+            if isinstance(action, Call):
+                yield from walk(action.frame)
+
+
 def accumulate_wipes(root: Frame) -> List[Finding]:
     """ZG002 for module zeros inside Accelerate accumulate blocks of the root's own body."""
     unit = root.unit
@@ -48,20 +63,19 @@ def accumulate_wipes(root: Frame) -> List[Finding]:
     if not blocks:
         return []
     parsed = unit.module.parsed
-    own = [a for acts in root.actions.values() for a in acts if isinstance(a, (Step, Zero))]
     findings = []
     for block in blocks:
         block_span = parsed.span(block)
         header = Site(unit.path, parsed.span(block.items[0].item), parsed.text(block.items[0].item))
-        inside = [a for a in own if _inside(a.site.span, block_span)]
+        inside = [a for a in _actions_within(root, block_span) if isinstance(a, (Step, Zero))]
         steps = [a for a in inside if isinstance(a, Step)]
         if not steps:
             continue
         step_site = Site(unit.path, steps[0].site.span, steps[0].site.text)
         for action in inside:
             # The prepared optimizer's own zero is gated by Accelerate; a module's is not.
-            if isinstance(action, Zero) and not action.covers.optimizers:
-                site = Site(unit.path, action.site.span, action.site.text)
+            if isinstance(action, Zero) and not action.covers.optimizers and not action.covers.containers:
+                site = Site(action.site.path, action.site.span, action.site.text)
                 related = (("accumulate", header), ("step", step_site))
                 findings.append(Finding("ZG002", site, related, action.site.text, step_site))
     return findings

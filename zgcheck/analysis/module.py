@@ -24,10 +24,12 @@ from ..source import ParsedSource
 from ..statements import direct_defs, flatten_top, function_defs
 from ..types import Event, EventKind
 from . import cfg as cfgmod
+from . import objects
 from .imports import Files, collect_imports
 from .units import Unit
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOOK_TEXT = re.compile(r"register_(?:step_pre|step_post|post_accumulate_grad)_hook")
 # Shared by every check in a worker process: (path, mtime, size, tables, relative) -> Module.
 _STORE: Dict[tuple, "Module"] = {}
 _STORE_LIMIT = 64
@@ -104,6 +106,7 @@ class Module:
         self.lines = NEWLINE.split(parsed.module.code)  # as CPython counts lines: no \f, \u2028
         self.gate = recognise.gate(self.tables)
         self.class_bases: Dict[str, Tuple[str, ...]] = {}
+        self.factories: Dict[str, Tuple[str, ...]] = {}  # function -> the callees its returns call
         self.module_bindings: Dict[str, Binding] = {}
         self.class_bindings: Dict[str, Dict[str, Binding]] = {}
         self.functions: Dict[str, Unit] = {}
@@ -133,7 +136,12 @@ class Module:
                 self.def_names.add(stmt.name.value)
                 self.class_bases[stmt.name.value] = tuple(
                     filter(None, (recognise.dotted(b.value) for b in stmt.bases)))
+            elif isinstance(stmt, cst.FunctionDef):
+                made = objects.returned_calls(stmt)
+                if made:
+                    self.factories[stmt.name.value] = made
         self.relevant = self._relevant_defs()
+        self.hooks = recognise.hook_registrations(module) if _HOOK_TEXT.search(module.code) else {}
         for stmt in direct_defs(module.body):  # also those defined inside a top-level loop
             if stmt in self.relevant:
                 self.functions[stmt.name.value] = self._unit(stmt, stmt.name.value, None, None)
@@ -177,6 +185,10 @@ class Module:
             for base in self.bases(cls):
                 if base[0] is not self:
                     names |= set(base[0].methods_of(base[1]))
+        # `agent = Agent()` reaches Agent's relevant methods: the class name counts too.
+        owner = {m: stmt.name.value for stmt in flatten_top(self.parsed.module.body)
+                 if isinstance(stmt, cst.ClassDef) for m in stmt.body.body if isinstance(m, cst.FunctionDef)}
+        names |= {owner[d] for d in relevant if d in owner}
         changed = True
         while changed:
             changed = False
@@ -184,6 +196,7 @@ class Module:
                 if node not in relevant and idents & names:
                     relevant.add(node)
                     names.add(node.name.value)
+                    names.add(owner.get(node, node.name.value))
                     changed = True
         return relevant
 
@@ -192,6 +205,8 @@ class Module:
         body = node.body.body if isinstance(node.body, cst.IndentedBlock) else [node.body]
         unit = Unit(name, node, body, params, cls, self, parent,
                     bindings=collect_bindings(node, self.tables))
+        if isinstance(node.params.star_arg, cst.Param):
+            unit.star = node.params.star_arg.name.value
         for stmt in direct_defs(unit.body):  # closures, also those defined inside a loop
             if stmt in self.relevant:
                 unit.nested[stmt.name.value] = self._unit(stmt, f"{name}.{stmt.name.value}", cls, unit)
@@ -244,21 +259,24 @@ class Module:
         for u in unit.enclosing():
             if name in u.nested:
                 return u.nested[name]
-        if name.startswith("self.") and unit.cls:
-            method = name[5:]
-            found = self.methods.get((unit.cls, method))
-            for owner, cls in self.bases(unit.cls) if found is None else ():
-                found = owner.methods_of(cls).get(method)
-                if found is not None:
-                    break
-            return found
+        if name.startswith("self.") and unit.cls and "." not in name[5:]:
+            return self.method(unit.cls, name[5:])
         return self.functions.get(name) or self._imported(name)
+
+    def method(self, cls: str, name: str) -> Optional[Unit]:
+        """The method `name` of class cls defined here, or inherited from a project base."""
+        found = self.methods.get((cls, name))
+        for owner, base in self.bases(cls) if found is None else ():
+            found = owner.methods_of(base).get(name)
+            if found is not None:
+                break
+        return found
 
     def _imported_relevant(self, name: str) -> bool:
         found = self.workspace.files.target(self.path, self.imports, name)
         return found is not None and self.workspace.files.may_define(*found)
 
-    def _other(self, path: str, name: str) -> Optional["Module"]:
+    def other(self, path: str, name: str) -> Optional["Module"]:
         """Another project file's Module, if it may define name next to an event."""
         if not self.workspace.files.may_define(path, name):
             return None
@@ -273,7 +291,7 @@ class Module:
         if name not in self._foreign:
             self._foreign[name] = None
             found = self.workspace.files.target(self.path, self.imports, name)
-            other = self._other(*found) if found is not None else None
+            other = self.other(*found) if found is not None else None
             if other is not None:
                 self._foreign[name] = other.functions.get(found[1])
         return self._foreign[name]
@@ -290,12 +308,16 @@ class Module:
                     found = (owner, base)
                 else:
                     target = owner.workspace.files.target(owner.path, owner.imports, base)
-                    other = owner._other(*target) if target is not None else None
+                    other = owner.other(*target) if target is not None else None
                     found = (other, target[1]) if other is not None else None
                 if found is not None and found not in out:
                     out.append(found)
                     todo.append(found)
         return out
+
+    def unit_named(self, name: str) -> Optional[Unit]:
+        """A function or closure of this file by its own name (a hook registered elsewhere)."""
+        return next((u for u in self.units if not u.is_top_level and u.node.name.value == name), None)
 
     def methods_of(self, cls: str) -> Dict[str, Unit]:
         return {m: u for (c, m), u in self.methods.items() if c == cls}
@@ -317,9 +339,19 @@ class _Callables:
     """Names a unit can call into: local ones, plus imported helpers (checked lazily)."""
 
     def __init__(self, module: Module, unit: Unit):
-        self.names, self.module = frozenset(module.callable_names(unit)), module
+        self.names, self.module, self.unit = frozenset(module.callable_names(unit)), module, unit
 
     def __contains__(self, name: str) -> bool:
         if name in self.names:
             return True
-        return name.split(".", 1)[0] in self.module.imports and self.module._imported_relevant(name)
+        if name.split(".", 1)[0] in self.module.imports and self.module._imported_relevant(name):
+            return True
+        return objects.bound_method(self.module, name, self.unit) is not None
+
+    def maybe(self, name: str) -> bool:
+        """A call through a parameter (`loss_scaler(loss, opt)`): an instance of a project
+        class passed in, maybe; resolving it with the arguments decides."""
+        params = self.unit.params
+        own = params[1:] if self.unit.cls and params[:1] in (("self",), ("cls",)) else params
+        return name.split(".", 1)[0] in own
+

@@ -11,43 +11,125 @@ here too. The engine consumes the frames and never resolves a name.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections import Counter
+from dataclasses import replace
 from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
+
+import libcst as cst
 
 from .. import recognise
 from ..types import Event, EventKind, Site, TargetKind
-from . import conditions
+from . import conditions, objects
 from .cfg import nodes_in_cycles
+from .dataflow import reverse_postorder
+from ..bindings import Binding, classify_value
 from .reach import Reacher
 from .units import Action, Backward, Branch, Call, Covers, Fresh, Frame, Plan, Scope, Step, Target, Unit, Zero
 
 MAX_DEPTH = 4  # helpers inlined below a root
 MAX_HOPS = 8  # argument and alias indirections followed for one name
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 # --- receivers ------------------------------------------------------------------
 
 def resolve(text: str, scope: Scope, hops: int = 0) -> Target:
     """What `text` denotes in scope, in the root's terms (parameters replaced by arguments)."""
+    held = _subscript(text)
+    if held is not None and hops < MAX_HOPS:
+        return _element(resolve(held[0], scope, hops + 1), held[1], scope)
     root, dot, rest = text.partition(".")
     bound = scope.arg(root)
     if bound is not None and hops < MAX_HOPS:
         arg_text, caller = bound
-        return resolve(arg_text + (dot + rest if dot else ""), caller, hops + 1)
-    binding = scope.unit.module.lookup(text, scope.unit)
+        found = resolve(arg_text + (dot + rest if dot else ""), caller, hops + 1)
+        if found.binding is None:  # what the callee itself knows: `self.opt` of a bound self, an annotation
+            own = _local(text, scope, hops)
+            if own.binding is not None:
+                return Target(found.key, own.binding, own.modules)
+        return found
+    return _local(text, scope, hops)
+
+
+def _subscript(text: str) -> Optional[Tuple[str, str]]:
+    """(container, index) of `opts[i]` / `self.opts["g"]`, the index `*` unless a literal."""
+    if not text.endswith("]"):
+        return None
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):
+        depth += {"]": 1, "[": -1}.get(text[i], 0)
+        if depth == 0:
+            base, index = text[:i], text[i + 1:-1].strip()
+            if not base or base.endswith(("(", ",", "[")) or base[-1].isspace():
+                return None  # a list display, not a subscript
+            literal = conditions.literal_from_text(index)
+            return base, repr(literal) if isinstance(literal, (int, str)) else "*"
+    return None
+
+
+def _element(container: Target, index: str, scope: Scope) -> Target:
+    """An element of a container: an optimizer when the container holds optimizers."""
+    binding = container.binding
+    holds = (binding is not None and binding.kind == "optimizers") or container.key == "self.optimizers()" or (
+        (binding is None or binding.kind == "other") and recognise.OPTIMIZERS_NAME.match(recognise.leaf(container.key)))
+    return Target(f"{container.key}[{index}]", Binding("optimizer") if holds else None)
+
+
+def _elements(text: str, scope: Scope, hops: int = 0) -> Tuple[Optional[Target], List[Target]]:
+    """(the container, its elements as far as known) for a container text: a tuple display
+    (`*optimizers` bound to `(opt_g, opt_d)`), a name bound to a display of names."""
+    bound = scope.arg(text)
+    if bound is not None and hops < MAX_HOPS:
+        return _elements(bound[0], bound[1], hops + 1)
+    expr = _expression(text)
+    if isinstance(expr, (cst.Tuple, cst.List)):
+        return None, [resolve(cst.Module([]).code_for_node(e.value), scope) for e in expr.elements
+                      if isinstance(e, cst.Element)]
+    container = resolve(text, scope, hops)
+    named = container.binding.args if container.binding is not None and container.binding.kind == "optimizers" else ()
+    return container, [resolve(n, scope, hops + 1) for n in named]
+
+
+def _local(text: str, scope: Scope, hops: int) -> Target:
+    """What text denotes by the bindings of scope's own unit (and its class, its module)."""
+    module = scope.unit.module
+    binding = module.lookup(text, scope.unit)
+    if binding is not None and binding.index >= 0:  # `g_solver, d_solver = make_solvers(...)`
+        made = objects.returned_element(module, binding.alias[:-2], binding.index)
+        if made is not None and classify_value(made, module.tables).kind == "optimizer":
+            binding = Binding("optimizer")
     if binding is not None and binding.kind == "other" and binding.alias and hops < MAX_HOPS \
             and not binding.alias.endswith("()") and binding.alias != text:
         aliased = resolve(binding.alias, scope, hops + 1)
-        if aliased.binding is not None:
-            return Target(text, aliased.binding, aliased.modules)
+        if aliased.binding is not None:  # an element keeps its container's key: `for o in opts`
+            return aliased if binding.alias.endswith("]") else Target(text, aliased.binding, aliased.modules)
     modules: Tuple[str, ...] = ()
     if binding is not None and binding.modules and hops < MAX_HOPS:
         modules = tuple(resolve(m, scope, hops + 1).key for m in binding.modules)
-    elif binding is not None and binding.kind == "optimizer" and binding.args and hops < MAX_HOPS:
+    if binding is not None and binding.kind == "optimizer" and binding.args and hops < MAX_HOPS:
         params = resolve(binding.args[0], scope, hops + 1)  # Adam(params)
         if params.binding is not None and params.binding.kind == "params":
-            modules = params.modules
+            modules = params.modules + modules  # and any group added to it since
     return Target(text, binding, modules)
+
+
+def _bound_through_args(name: str, scope: Scope):
+    """(method, receiver) when the instance arrives as an argument: `loss_scaler(loss, opt)`
+    in a helper that was passed the scaler. The receiver stays in the helper's terms."""
+    receiver, _, attr = name.rpartition(".")
+    text, where, hops = receiver or name, scope, 0
+    while hops < MAX_HOPS:
+        root, dot, rest = text.partition(".")
+        bound = where.arg(root)
+        if bound is None or root == "self":
+            break
+        text, where, hops = bound[0] + dot + rest, bound[1], hops + 1
+    if hops == 0:
+        return None
+    found = objects.bound_method(where.unit.module, f"{text}.{attr}" if receiver else text, where.unit)
+    return (found[0], receiver or name) if found is not None else None
 
 
 def is_optimizer(target: Target, tables: recognise.Tables) -> bool:
@@ -82,6 +164,10 @@ def is_engine(target: Target) -> bool:
 
 def covers(event: Event, scope: Scope) -> Covers:
     """The optimizers a zero event clears."""
+    if event.target_kind is TargetKind.CONTAINER:
+        container, held = _elements(event.target, scope)
+        return Covers(optimizers=frozenset(t.key for t in held),
+                      containers=(container.key,) if container is not None else ())
     target = resolve(event.target, scope)
     if event.target_kind is TargetKind.OPTIMIZER:
         return Covers(optimizers=frozenset({target.key}))
@@ -135,23 +221,31 @@ class _Planner:
                 actions[node_id] = acts
         branches: Dict[int, Branch] = {}
         tested: List[Tuple[str, frozenset, bool]] = []
+        counted: Dict[int, Tuple[str, ...]] = {}
         looping = None
+        guards = _Guards(graph, actions)
         for node in graph.nodes:
+            grown = tuple((cond_name(name, scope), value, grows) for name, value, grows
+                          in conditions.counter_updates(node, loop_entry(graph, node)))
+            if grown:
+                counted[node.id] = grown
             if node.branch is None:
                 continue
             test, taken = node.branch
             expr, polarity = conditions.split_not(test)
             holds = taken if polarity else not taken  # the truth of expr along this edge
             decided = conditions.decide(expr, lambda name: literal_of(name, scope))
-            cond = conditions.condition(expr, lambda name: cond_name(name, scope))
+            cond = conditions.condition(expr, lambda name: cond_term(name, scope))
+            if cond is not None and cond.negated:
+                holds = not holds
             branches[node.id] = Branch(decided is not None and decided != holds,
                                        cond.key if cond is not None else None, holds)
-            if cond is not None and taken:
+            if cond is not None and taken and guards(node.id):
                 if looping is None:
                     looping = nodes_in_cycles(graph)
                 # Tested again on the next iteration (or the next call of a helper).
                 tested.append((cond.key, cond.names, node.id in looping or scope.depth > 0))
-        return Frame(scope, graph, actions, branches, tuple(tested))
+        return Frame(scope, graph, actions, branches, tuple(tested), counted=counted)
 
     def all_frames(self) -> List[Frame]:
         return list(self.frames.values())
@@ -165,14 +259,19 @@ class _Planner:
             if names:
                 frame.assigned[node.id] = names
 
-    def callee_frame(self, callee: Unit, args, kwargs, caller: Scope) -> Optional[Frame]:
+    def callee_frame(self, callee: Unit, args, kwargs, caller: Scope, receiver: str = "") -> Optional[Frame]:
         if callee.key in caller.stack or caller.depth >= MAX_DEPTH:
             return None  # recursion, or too deep: the call changes nothing
         params = list(callee.params)
+        bound = []
         if callee.cls and params and params[0] in ("self", "cls"):
+            if receiver:  # `agent.update(batch)`: self is agent
+                bound.append((params[0], receiver, caller))
             params = params[1:]
-        bound = [(p, a, caller) for p, a in zip(params, args)]
+        bound += [(p, a, caller) for p, a in zip(params, args)]
         bound += [(k, v, caller) for k, v in kwargs if k in params]
+        if callee.star:  # def reset(*optimizers): the extra arguments, as a tuple
+            bound.append((callee.star, "(" + "".join(a + ", " for a in args[len(params):]) + ")", caller))
         scope = Scope(callee, tuple(bound), caller.depth + 1, caller.stack + (callee.key,))
         memo = (callee.key, tuple((p, a, id(c)) for p, a, c in bound), scope.stack)
         if memo not in self.frames:
@@ -186,6 +285,9 @@ class _Planner:
         callee = module.callee(name, scope.unit)
         if callee is not None:
             return self.callee_frame(callee, tuple(args), tuple(kwargs), scope)
+        method = objects.bound_method(module, name, scope.unit) or _bound_through_args(name, scope)
+        if method is not None:
+            return self.callee_frame(method[0], tuple(args), tuple(kwargs), scope, method[1])
         binding = module.lookup(name, scope.unit)
         if binding is not None and binding.kind == "partial":
             callee = module.callee(binding.alias, scope.unit)
@@ -197,8 +299,9 @@ class _Planner:
         """What an event does in scope."""
         site = Site(scope.unit.path, event.span, event.text, scope.depth == 0)
         kind = event.kind
-        if kind is EventKind.BACKWARD:
-            return (Backward(site, self.reacher.backward(loss_of(event, scope), scope)),)
+        if kind is EventKind.BACKWARD:  # optimizer in backward: hooks step as gradients arrive
+            return (Backward(site, self.reacher.backward(loss_of(event, scope), scope)),) + \
+                self.hooks("accumulate", "", scope)
         if kind is EventKind.ZERO:
             return (Zero(covers(event, scope), site),)
         if kind is EventKind.NEW:
@@ -219,7 +322,8 @@ class _Planner:
         if event.target_kind is TargetKind.FUNCTION:  # step_fn() after step_fn = torch.compile(opt.step)
             binding = scope.unit.module.lookup(event.target, scope.unit)
             if binding is not None and binding.kind == "stepfn":
-                return (step(resolve(binding.alias, scope)),)
+                stepped = resolve(binding.alias, scope)  # `env_step = env.step` is no optimizer's step
+                return (step(stepped),) if is_optimizer(stepped, tables) else ()
             return ()
         if event.target_kind is TargetKind.OPTIMIZER:  # xm.optimizer_step(opt)
             return (step(resolve(event.target, scope), event.target),)
@@ -234,8 +338,64 @@ class _Planner:
                 frame = self.call(event.closure, event.closure_args, event.closure_kwargs, scope)
                 if frame is not None:
                     out = (Call(frame),)
-            return out + (step(target, event.target),)
+            return self.hooks("step_pre", event.target, scope) + out + (step(target, event.target),) + \
+                self.hooks("step_post", event.target, scope)
         return ()
+
+    def hooks(self, kind: str, receiver: str, scope: Scope) -> Tuple[Action, ...]:
+        """The registered hooks of this kind that run here, as calls (the optimizer bound to
+        a step hook's first parameter); a step hook only for the optimizer it was registered on."""
+        module = scope.unit.module
+        out: Tuple[Action, ...] = ()
+        for registered, name in module.hooks.get(kind, ()):
+            if receiver and recognise.leaf(registered) != recognise.leaf(resolve(receiver, scope).key):
+                continue
+            callee = module.callee(name, scope.unit) or module.unit_named(name)
+            frame = self.callee_frame(callee, (receiver,) if receiver else (), (), scope) if callee else None
+            if frame is not None:
+                out += (Call(frame),)
+        return out
+
+
+class _Guards:
+    """Whether an `if` guards an action: some node with actions lies on one of its arms and
+    not the other (loop back edges left out). Only such conditions are worth tracking: a
+    flag that guards setup code would double the path classes for nothing."""
+
+    def __init__(self, graph, actions):
+        self.graph, self.actions = graph, actions
+        self.rank: Dict[int, int] = {}
+        self.arms: Dict[int, Dict[bool, int]] = {}
+
+    def __call__(self, node_id: int) -> bool:
+        if not self.rank:
+            self.rank = {n: i for i, n in enumerate(reverse_postorder(self.graph))}
+            for node in self.graph.nodes:
+                if node.branch is not None:
+                    self.arms.setdefault(id(node.branch[0]), {})[node.branch[1]] = node.id
+        arms = self.arms.get(id(self.graph.nodes[node_id].branch[0]), {})
+        if len(arms) < 2:
+            return True
+        return any(n in self.actions for n in self._ahead(arms[True]) ^ self._ahead(arms[False]))
+
+    def _ahead(self, start: int) -> set:
+        seen, todo = {start}, [start]
+        while todo:
+            n = todo.pop()
+            for s in self.graph.nodes[n].succs:
+                if s not in seen and self.rank.get(s, -1) > self.rank.get(n, -1):
+                    seen.add(s)
+                    todo.append(s)
+        return seen
+
+
+def loop_entry(graph, node) -> Optional[bool]:
+    """For a `for` header: True on the loop's entry node, False on the node later iterations
+    pass (a loop whose first iteration is not optional has both), None when one is both."""
+    if not isinstance(node.owner, cst.For) or node.kind != "for":
+        return None
+    twins = [n.id for n in graph.nodes if n.owner is node.owner and n.kind == "for"]
+    return None if len(twins) == 1 else node.id == min(twins)
 
 
 def plan(unit: Unit, implicit_loop: bool = False) -> Plan:
@@ -309,6 +469,32 @@ def cond_name(name: str, scope: Scope) -> str:
     if owner is None or owner.is_top_level or owner.key == scope.stack[0]:
         return name  # a global, or the root's own local
     return f"{local_prefix(owner)}{name}"
+
+
+def cond_term(name: str, scope: Scope):
+    """A name in a condition in the root's terms; a parameter bound to an expression
+    (`update_grad=(i + 1) % k == 0`) stands for that expression's condition."""
+    bound = scope.arg(name)
+    if bound is not None and recognise_dotted(bound[0]) is None:
+        expr = _expression(bound[0])
+        if expr is not None:
+            inner, polarity = conditions.split_not(expr)
+            cond = conditions.condition(inner, lambda n: cond_term(n, bound[1]))
+            if cond is not None:
+                return replace(cond, negated=cond.negated != (not polarity))
+    return cond_name(name, scope)
+
+
+def recognise_dotted(text: str):
+    return text if _DOTTED.match(text) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _expression(text: str):
+    try:
+        return cst.parse_expression(text)
+    except cst.ParserSyntaxError:
+        return None
 
 
 def local_prefix(unit: Unit) -> str:

@@ -37,6 +37,7 @@ class Unit:
     bindings: Dict[str, Binding] = field(default_factory=dict)
     graph: Optional[CFG] = None
     events: Dict[int, Tuple[Event, ...]] = field(default_factory=dict)
+    star: Optional[str] = None  # the `*args` parameter, bound to the extra arguments as a tuple
 
     @property
     def path(self) -> str:
@@ -92,6 +93,7 @@ class Covers:
     optimizers: FrozenSet[str] = frozenset()  # exactly these optimizer keys
     modules: Tuple[str, ...] = ()  # optimizers tied to these modules (or to no module)
     everything: bool = False  # an unknown iterable of parameters: assume all of them
+    containers: Tuple[str, ...] = ()  # every optimizer held in these (`opts[0]`, `opts["g"]`, `opts[*]`)
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ class Frame:
     conditions: Tuple[Tuple[str, FrozenSet[str], bool], ...] = ()  # (key, names, tested again)
     # Names each node assigns, in condition terms; filled only when the root tracks conditions.
     assigned: Dict[int, Tuple[str, ...]] = field(default_factory=dict)
+    counted: Dict[int, Tuple[Tuple[str, Optional[int], bool], ...]] = field(default_factory=dict)  # loop counters
 
     @property
     def unit(self) -> Unit:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..types import Fact, Finding, Fix, Site
+from ..types import Applicability, Fact, Finding, Fix, Site
 from .base import Edits, Facts, Rule, drop, line_of, preliminary, select
 
 CODE = "ZG001"
@@ -73,15 +73,33 @@ class MissingZeroGrad(Rule):
         step = finding.step
         if not step.receiver:
             return None  # a step through an alias (`step_fn()`): no receiver to zero by name
-        code = f"{step.receiver}.zero_grad()"
-        anchor, after = step.span, step.text
-        following = edits.next_statement(step.span) if step.scaler else None
-        if following is not None and following[0] == f"{step.scaler}.update()":
-            anchor, after = following[1], following[0]  # the scaler updates before the zero
-        edit = edits.insert_after(anchor, code)
-        if edit is None:
+        # After this step, and after every earlier step whose gradients this one may apply
+        # again (the other branch of an if/else): each leaves its gradients behind.
+        previous = sorted({s for role, s in finding.related if role == "previous step"
+                           and s.path == step.path and s.receiver and s.span != step.span}, key=_order)
+        own = _zero_after(step, edits)
+        if own is None:
             return None
-        return Fix(f"Insert `{code}` after `{after}`", preliminary(finding), (edit,))
+        made = [own[0]]
+        for site in previous:
+            found = _zero_after(site, edits)
+            if found is not None and found[0] not in made:
+                made.append(found[0])
+        safety = preliminary(finding)
+        if any(not s.root for s in previous):
+            safety = min(safety, Applicability.UNSAFE)
+        more = f" and after {len(made) - 1} earlier step{'s' * (len(made) > 2)}" if len(made) > 1 else ""
+        return Fix(f"Insert `{step.receiver}.zero_grad()` after `{own[1]}`{more}", safety, tuple(made))
+
+
+def _zero_after(step: Site, edits: Edits):
+    """(the edit inserting `<receiver>.zero_grad()` after the step, the statement it follows)."""
+    anchor, after = step.span, step.text
+    following = edits.next_statement(step.span) if step.scaler else None
+    if following is not None and following[0] == f"{step.scaler}.update()":
+        anchor, after = following[1], following[0]  # the scaler updates before the zero
+    edit = edits.insert_after(anchor, f"{step.receiver}.zero_grad()")
+    return (edit, after) if edit is not None else None
 
 
 def _nearest_backward(finding: Finding):

@@ -1,0 +1,98 @@
+"""Objects: which project class an instance is, and which method a call through it runs.
+
+`agent = Agent(...)` (or a project factory whose body returns one), then
+`agent.update(batch)`: the call runs `Agent.update` with `self` bound to `agent`;
+`self.learner.update(...)` the same through an attribute; `loss_scaler(loss, opt)`
+runs the class's `__call__`. Optimizer subclasses are never helpers: their `step`
+is an optimizer step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, List, Optional, Tuple
+
+import libcst as cst
+
+from .. import recognise
+from .units import Unit
+
+if TYPE_CHECKING:
+    from .module import Module
+
+
+def bound_method(module: "Module", name: str, unit: Unit) -> Optional[Tuple[Unit, str]]:
+    """(method, receiver) for `agent.update` / `self.learner.update` on an instance of a
+    project class, or (`__call__`, name) for a called instance; else None."""
+    receiver, _, attr = name.rpartition(".")
+    if receiver == "self" or name.endswith("()"):
+        return None  # the class's own methods: `callee`
+    made = instance_class(module, receiver or name, unit)
+    if made is None:
+        return None
+    found = made[0].method(made[1], attr if receiver else "__call__")
+    return (found, receiver or name) if found is not None else None
+
+
+def instance_class(module: "Module", text: str, unit: Unit) -> Optional[Tuple["Module", str]]:
+    """(module, class) when text was assigned an instance of a project class: `Agent(...)`,
+    or a project factory whose body returns one (`make_agent(cfg)`)."""
+    binding = module.lookup(text, unit)
+    if binding is None or binding.kind != "other" or not binding.alias.endswith("()"):
+        return None
+    made = made_class(module, binding.alias[:-2])
+    if made is not None and is_optimizer_class(made[0], made[1]):
+        return None  # `MyAdam(...).step()` is an optimizer step, not a helper
+    return made
+
+
+def is_optimizer_class(module: "Module", cls: str) -> bool:
+    """A subclass of an optimizer (`class MyAdam(torch.optim.Optimizer)`), here or in a base."""
+    bases = module.class_bases.get(cls, ()) + tuple(b for o, c in module.bases(cls) for b in o.class_bases.get(c, ()))
+    return any(recognise.leaf(b) in ("Optimizer", *module.tables.optimizer_classes) for b in bases)
+
+
+def made_class(module: "Module", maker: str, depth: int = 0) -> Optional[Tuple["Module", str]]:
+    """(module, class) a call of maker makes: a class, or a factory returning one."""
+    if maker in module.class_bases:
+        return module, maker
+    if depth < 3 and maker in module.factories:
+        for made in module.factories[maker]:
+            found = made_class(module, made, depth + 1)
+            if found is not None:
+                return found
+        return None
+    target = module.workspace.files.target(module.path, module.imports, maker)
+    other = module.other(*target) if target is not None else None
+    return (other, target[1]) if other is not None and target[1] in other.class_bases else None
+
+
+def returned_element(module: "Module", maker: str, index: int) -> Optional[cst.BaseExpression]:
+    """The index-th element of the tuple a project function of this file returns
+    (`opt_g, opt_d = make_optimizers(...)`), or None."""
+    for stmt in module.parsed.module.body:
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value == maker:
+            for ret in _returns(stmt):
+                if isinstance(ret, cst.Tuple) and index < len(ret.elements):
+                    return ret.elements[index].value
+    return None
+
+
+def _returns(fn: cst.FunctionDef) -> List[cst.BaseExpression]:
+    found: List[cst.BaseExpression] = []
+
+    class Returns(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is fn
+
+        def visit_Return(self, node: cst.Return) -> None:
+            if node.value is not None:
+                found.append(node.value)
+
+    fn.visit(Returns())
+    return found
+
+
+def returned_calls(fn: cst.FunctionDef) -> Tuple[str, ...]:
+    """What a factory's `return X(...)` statements call (X's dotted name), in order."""
+    names = (recognise.dotted(r.func) for r in _returns(fn) if isinstance(r, cst.Call))
+    return tuple(n for n in names if n)
