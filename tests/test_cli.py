@@ -170,10 +170,16 @@ def test_stdin_notebook_fix_prints_the_fixed_notebook():
     assert "    optimizer.zero_grad()\n" in fixed["cells"][0]["source"]
 
 
-def test_pathologically_deep_expression_is_a_diagnostic(tmp_path):
-    (tmp_path / "deep.py").write_text("loss.backward()\nx = " + " + ".join(["'a'"] * 6000) + "\n")
+def test_pathologically_deep_expression_is_reported_as_cpython_would(tmp_path):
+    source = "loss.backward()\nx = " + " + ".join(["'a'"] * 6000) + "\n"
+    (tmp_path / "deep.py").write_text(source)
+    try:  # CPython 3.9 compiles this; later versions refuse it as too deeply nested
+        compile(source, "deep.py", "exec")
+        expected = []
+    except (SyntaxError, RecursionError, MemoryError):
+        expected = ["ZG901"]
     result = run("check", "--no-cache", "--output-format", "json", str(tmp_path / "deep.py"))
-    assert [d["code"] for d in json.loads(result.stdout)] == ["ZG901"]
+    assert [d["code"] for d in json.loads(result.stdout)] == expected
 
 
 def test_rule_documents_every_code_tool_codes_included():
