@@ -6,7 +6,8 @@ import textwrap
 
 from zgcheck import source
 from zgcheck.analysis import Module, Workspace, analyse, engine
-from zgcheck.analysis.resolve import plan, walk
+from zgcheck.analysis.frames import walk
+from zgcheck.analysis.resolve import plan
 from zgcheck.analysis.units import Backward, Call, Covers, Fresh, Step, Zero
 from zgcheck.recognise import DEFAULT_TABLES
 from zgcheck.rules import ALL_RULES

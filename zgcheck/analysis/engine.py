@@ -18,7 +18,8 @@ from ..rules import Rule
 from ..rules.base import part_name
 from ..types import Fact, Finding
 from . import counters, dataflow
-from .resolve import local_prefix, optimizers
+from .frames import optimizers
+from .resolve import local_prefix
 from .units import Backward, Call, Covers, Fresh, Frame, Plan, Reach, Step, Target, Zero
 
 ALIVE = Fact("", "alive", "")

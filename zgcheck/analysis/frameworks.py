@@ -17,7 +17,7 @@ import libcst as cst
 
 from ..statements import suites
 from ..types import Finding, Site, Span
-from .resolve import walk
+from .frames import walk
 from .units import Action, Call, Frame, Step, Zero
 
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections import Counter
 from dataclasses import replace
-from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import libcst as cst
 
@@ -25,6 +24,7 @@ from . import conditions, objects
 from .cfg import nodes_in_cycles
 from .dataflow import reverse_postorder
 from ..bindings import Binding, classify_value
+from .frames import tracked_conditions
 from .reach import Reacher
 from .units import Action, Backward, Branch, Call, Covers, Fresh, Frame, Plan, Scope, Step, Target, Unit, Zero
 
@@ -408,47 +408,6 @@ def plan(unit: Unit, implicit_loop: bool = False) -> Plan:
         for frame in [root, *planner.all_frames()]:
             planner.fill_assigned(frame)
     return Plan(root, tracked)
-
-
-MAX_TRACKED = 8  # conditions tracked per root: bounds the number of path classes
-
-
-def tracked_conditions(root: Frame) -> Dict[str, FrozenSet[str]]:
-    """Conditions tested at least twice (in a loop, or in a helper called again): the
-    ones worth splitting paths on, most tested first."""
-    counts: Counter = Counter()
-    names: Dict[str, FrozenSet[str]] = {}
-    for key, cond_names, repeats in tested_conditions(root):
-        counts[key] += 2 if repeats else 1  # a test in a loop meets itself again
-        names[key] = cond_names
-    repeated = [key for key, n in counts.most_common() if n >= 2][:MAX_TRACKED]
-    return {key: names[key] for key in repeated}
-
-
-def walk(frame: Frame) -> Iterator[Action]:
-    """Every action of the frame in order, a call's actions where the call is."""
-    for acts in frame.actions.values():
-        for action in acts:
-            yield action
-            if isinstance(action, Call):
-                yield from walk(action.frame)
-
-
-def optimizers(root: Frame) -> Dict[str, Target]:
-    """Every optimizer stepped in the root and its helpers, by key (ZG002's universe)."""
-    found: Dict[str, Target] = {}
-    for action in walk(root):
-        if isinstance(action, Step):
-            found.setdefault(action.optimizer.key, action.optimizer)
-    return found
-
-
-def tested_conditions(root: Frame) -> Iterator[Tuple[str, FrozenSet[str], bool]]:
-    """(key, names, tested again) of every simple `if` in the root and, per call, its helpers."""
-    yield from root.conditions
-    for action in walk(root):
-        if isinstance(action, Call):
-            yield from action.frame.conditions
 
 
 # --- conditions, in the root's terms ------------------------------------------------
