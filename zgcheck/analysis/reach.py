@@ -236,8 +236,7 @@ class Reacher:
         """`criterion(out, y)` with `criterion = nn.MSELoss()` or `= F.mse_loss`."""
         binding = scope.unit.module.lookup(name, scope.unit)
         if binding is None or binding.kind != "other":
-            return "loss" in leaf(name).lower() and scope.unit.module.callee(name, scope.unit) is None \
-                and name.split(".", 1)[0] not in scope.unit.module.imports and scope.arg(name) is None
+            return False  # known by what it was bound to, never by its name
         alias = binding.alias  # a loss module, or a tensor function bound to a name
         return alias.endswith("Loss()") or (not alias.endswith("()") and alias.split(".", 1)[0] in _TENSOR_ROOTS)
 
