@@ -83,12 +83,14 @@ def outline(text: str) -> Optional[ast.Module]:
 
 def calls_any(tree: ast.AST, attrs: FrozenSet[str]) -> bool:
     """Whether the tree calls `x.attr(...)` or `attr(...)` for one of attrs."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            func = node.func
-            if isinstance(func, ast.Attribute) and func.attr in attrs or isinstance(func, ast.Name) and func.id in attrs:
-                return True
-    return False
+    return any(is_call_to(node, attrs) for node in ast.walk(tree))
+
+
+def is_call_to(node: ast.AST, attrs: FrozenSet[str]) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    return isinstance(func, ast.Attribute) and func.attr in attrs or isinstance(func, ast.Name) and func.id in attrs
 
 
 def _stack_depth() -> int:
@@ -137,7 +139,7 @@ def without_statement_at(copy: str, line: int) -> Optional[str]:
     statement holds no call and has its lines to itself; else None."""
     tree, lines = _ast_of(copy), LINE.findall(copy)
     found = [stmt for stmt in _simple_statements(tree) if stmt.lineno <= line <= stmt.end_lineno]
-    if len(found) != 1 or _depth_and_call(found[0])[1] or not _blank_statement(lines, found[0]):
+    if len(found) != 1 or _depth_and_call(found[0])[1] or not blank_statement(lines, found[0]):
         return None
     return "".join(lines)
 
@@ -150,7 +152,7 @@ def _without_deep_statements(copy: str) -> str:
     for stmt in _simple_statements(_ast_of(copy)):
         depth, call = _depth_and_call(stmt)
         if depth > SHALLOW and not call:
-            _blank_statement(lines, stmt)
+            blank_statement(lines, stmt)
     return "".join(lines)
 
 
@@ -189,7 +191,7 @@ def _depth_and_call(node: ast.AST) -> Tuple[int, bool]:
     return deepest, call
 
 
-def _blank_statement(lines: List[str], stmt: ast.stmt) -> bool:
+def blank_statement(lines: List[str], stmt: ast.stmt) -> bool:
     """Replace stmt by `pass` on its first line and nothing on the others, if it has its lines to itself."""
     first, last = lines[stmt.lineno - 1], lines[stmt.end_lineno - 1]
     after = last.encode("utf-8")[stmt.end_col_offset:].decode("utf-8", "replace").strip()

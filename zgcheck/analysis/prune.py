@@ -24,7 +24,7 @@ import ast
 import re
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar, Union
 
-from ..screen import LINE, calls_any
+from ..screen import LINE, blank_statement, calls_any, is_call_to
 from .imports import Files, Import
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -86,7 +86,7 @@ class Pruner:
         if checked and not self._may_find(tree, imports, reaches_backward):
             return None
         outline = _Outline(tree, lines)
-        kept = self._kept(outline, path, imports, imported_relevant)
+        kept = self._kept(outline, path, imports, imported_relevant, reaches_backward if checked else None)
         if wanted:
             kept = _reachable(outline, {wanted}, within=kept)
         changed = False
@@ -94,20 +94,48 @@ class Pruner:
             if node not in kept:
                 _blank(lines, node)
                 changed = True
+        if checked and not wanted:
+            changed = self._blank_top_level(outline, kept) or changed
         return "".join(lines) if changed else text
 
-    def _may_find(self, tree: ast.Module, imports: Dict[str, Import], reaches_backward) -> bool:
-        """A backward call, or a use of an imported helper that can reach one."""
-        if calls_any(tree, self.backward_attrs):
-            return True
-        for node in ast.walk(tree):
-            name = _dotted(node) if isinstance(node, (ast.Name, ast.Attribute)) else None
-            if name and name.split(".")[0] in imports and not isinstance(getattr(node, "ctx", None), ast.Store) \
-                    and reaches_backward(name):
-                return True
-        return False
+    def _blank_top_level(self, outline: "_Outline", kept: Set[ast.AST]) -> bool:
+        """In a checked file whose top level reaches no backward call, the top-level assignments that
+        bind nothing kept code names, and the calls of nothing kept, become `pass`: the top
+        level can only lend kept code its globals (a large file of test tables, say)."""
+        simple = [stmt for stmt in _top_statements(outline.tree.body)
+                  if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr))]
+        if outline.reaching & outline.top_identifiers() or any(
+                calls_any(stmt, self.backward_attrs) for stmt in _top_statements(outline.tree.body)
+                if not isinstance(stmt, (*_DEFS, ast.ClassDef))):
+            return False  # the top level is a root that can reach a backward call: all of it counts
+        words = set().union(*(outline.identifiers(node) for node in kept))
+        names = {node.name for node in kept} | {outline.owner[node].name for node in kept if node in outline.owner}
+        changed = False
+        for stmt in simple:
+            if isinstance(stmt, ast.Expr):
+                needed = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)} & names
+            else:
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                needed = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)} & words
+            if not needed:
+                changed = blank_statement(outline.lines, stmt) or changed
+        return changed
 
-    def _kept(self, outline: "_Outline", path: str, imports: Dict[str, Import], imported_relevant) -> Set[ast.AST]:
+    def _may_find(self, tree: ast.Module, imports: Dict[str, Import], reaches_backward) -> bool:
+        """A backward call, or a use of an imported helper (`helper`, `module.helper`) that can
+        reach one."""
+        used: Set[str] = set()
+        for node in ast.walk(tree):
+            if is_call_to(node, self.backward_attrs):
+                return True
+            if isinstance(node, ast.Name) and node.id in imports:
+                used.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in imports:
+                used.add(f"{node.value.id}.{node.attr}")
+        return any(reaches_backward(name) for name in used)
+
+    def _kept(self, outline: "_Outline", path: str, imports: Dict[str, Import], imported_relevant,
+              reaches_backward=None) -> Set[ast.AST]:
         idents = {node: outline.identifiers(node) for node in outline.functions + outline.methods}
         relevant = {node for node in idents if self.relevant_text.search(outline.text(node))
                     or HOOK_TEXT.search(outline.text(node))}
@@ -124,7 +152,21 @@ class Pruner:
                 whole.add(cls)
                 names |= inherited
         owner = outline.owner
-        spread(idents, relevant, names, lambda node: (node.name, owner[node].name if node in owner else node.name))
+        names_of = lambda node: (node.name, owner[node].name if node in owner else node.name)  # noqa: E731
+        spread(idents, relevant, names, names_of)
+        if reaches_backward is not None:
+            # A checked file finds nothing but through a backward call: keep what can reach one
+            # (callers, by their words), and the relevant definitions those name.
+            seeds = {node for node in relevant if calls_any(node, self.backward_attrs)
+                     or node in owner and owner[node] in whole
+                     or any(reaches_backward(word) for word in idents[node] & imports.keys())}
+            # Callers by the callee's own name; by its class's name only for what the class's
+            # instances run unnamed (`Agent(...)` runs __init__, `scaler(loss)` runs __call__).
+            outline.reaching = set()
+            spread(idents, seeds, outline.reaching, lambda node: (node.name,) + (
+                (owner[node].name,) if node in owner and node.name.startswith("__") else ()))
+            relevant = seeds | _reachable(outline, outline.top_identifiers().union(*(idents[n] for n in seeds)),
+                                          classes=False, methods=True, within=relevant)
         whole |= {owner[node] for node in relevant if node in owner}
         kept: Set[ast.AST] = set(relevant)
         # A class's `self.x` bindings come from any of its methods.
@@ -149,12 +191,13 @@ def spread(words: Dict[T, Set[str]], relevant: Set[T], names: Set[str],
                 changed = True
 
 
-def _reachable(outline: "_Outline", names: Set[str], classes: bool = True,
+def _reachable(outline: "_Outline", names: Set[str], classes: bool = True, methods: bool = False,
                within: Optional[Set[ast.AST]] = None) -> Set[ast.AST]:
-    """The top-level functions (and, with classes, the kept methods of classes) that names
-    name, and what those name in turn, by the words in their text; only through `within`."""
+    """The top-level functions (with classes, the methods of classes; with methods, methods by
+    their own name) that names name, and what those name in turn, by the words in their text;
+    only through `within`."""
     by_name: Dict[str, List[ast.AST]] = {}
-    for node in outline.functions + (outline.classes if classes else []):
+    for node in outline.functions + (outline.classes if classes else []) + (outline.methods if methods else []):
         by_name.setdefault(node.name, []).append(node)
     kept: Set[ast.AST] = set()
     todo = [names]
@@ -174,10 +217,12 @@ def _reachable(outline: "_Outline", names: Set[str], classes: bool = True,
 
 class _Outline:
     """The blankable definitions of a module: top-level functions (also under if/try/loops) and
-    the methods of top-level classes; their lines and the words in them."""
+    the methods of top-level classes and of the classes nested in them; their lines and words."""
 
     def __init__(self, tree: ast.Module, lines: List[str]):
+        self.tree = tree
         self.lines = lines
+        self.reaching: Set[str] = set()  # names of what can reach a backward call (a checked file)
         self.functions: List[_Def] = []
         self.classes: List[ast.ClassDef] = []
         self.methods: List[_Def] = []
@@ -187,10 +232,15 @@ class _Outline:
                 self.functions.append(stmt)
             elif isinstance(stmt, ast.ClassDef):
                 self.classes.append(stmt)
-                for item in stmt.body:
-                    if isinstance(item, _DEFS):
-                        self.methods.append(item)
-                        self.owner[item] = stmt
+                self._add_methods(stmt)
+
+    def _add_methods(self, cls: ast.ClassDef) -> None:
+        for item in cls.body:
+            if isinstance(item, _DEFS):
+                self.methods.append(item)
+                self.owner[item] = cls
+            elif isinstance(item, ast.ClassDef):  # a nested class: its methods are never units
+                self._add_methods(item)
 
     def text(self, node: ast.AST) -> str:
         start, end = _lines(node)
