@@ -103,6 +103,8 @@ class Files:
         self.backward = gate(tables).backward
         self.backward_attrs = tables.backward_attrs
         self._block_index: Dict[str, Dict[bytes, List[Tuple[int, int]]]] = {}
+        self._imported: Dict[str, Dict[bytes, Tuple[str, str]]] = {}  # path -> local -> (file, name)
+        self._module_files: Dict[tuple, Optional[str]] = {}
         self._defines: Dict[Tuple[str, str], bool] = {}
         self.bytes: Dict[str, Optional[bytes]] = {}
         self._stamps: Dict[str, Optional[Tuple[int, int]]] = {}
@@ -129,6 +131,12 @@ class Files:
                 if data is not None}
 
     def module_file(self, importer: str, level: int, parts: Tuple[str, ...]) -> Optional[str]:
+        key = (os.path.dirname(os.path.abspath(importer)), level, parts)
+        if key not in self._module_files:  # files importing from one directory ask alike
+            self._module_files[key] = self._module_file(importer, level, parts)
+        return self._module_files[key]
+
+    def _module_file(self, importer: str, level: int, parts: Tuple[str, ...]) -> Optional[str]:
         for base in self._search_dirs(importer, level):
             candidate = os.path.join(base, *parts) if parts else base
             for path in (candidate + ".py", os.path.join(candidate, "__init__.py")):
@@ -175,7 +183,8 @@ class Files:
         """Whether `name` (a function or class of the file) can reach a backward call: one in
         its source that CPython's ast confirms (not a docstring's), or in what it names, in
         this file or imported from another project file, transitively. On bytes otherwise."""
-        key = (path, _stamp(path), name, self.backward.pattern)
+        self.read(path)
+        key = (path, self._stamps[path], name, self.backward.pattern)
         if key not in _REACHES:
             if len(_REACHES) >= _REACHES_LIMIT:
                 _REACHES.clear()
@@ -188,8 +197,10 @@ class Files:
         if data is None:
             return False
         blocks = self._blocks(path, data)
-        imported = {local: (target, imported) for target, names in _from_imports(path, data, self)
-                    for imported, local in names}
+        if path not in self._imported:
+            self._imported[path] = {local: (target, imported) for target, names in _from_imports(path, data, self)
+                                    for imported, local in names}
+        imported = self._imported[path]
         todo, seen = [name.encode()], {name.encode()}
         while todo:
             for start, end in blocks.get(todo.pop(), ()):
@@ -232,5 +243,7 @@ class Files:
         """Cheap, on bytes: does the file define `name` with an event shape in its body?"""
         key = (path, name)
         if key not in self._defines:
-            self._defines[key] = self.event.search(self._block(path, name)) is not None
+            data = self.read(path)  # most files hold no event at all: no need to find the block
+            self._defines[key] = data is not None and self.event.search(data) is not None and \
+                self.event.search(self._block(path, name)) is not None
         return self._defines[key]
