@@ -1,12 +1,28 @@
 """Speed and memory of zgcheck against named peers on the same files, as ratios.
 
-    python benchmarks/bench.py --corpus torch=/path/to/site-packages/torch \\
-        --corpus stdlib=/path/to/lib/python3.11 --copy stdlib --corpus realworld=/path/to/repos \\
-        --zgcheck /work/venv/bin/zgcheck --ruff /work/benchvenv/bin/ruff \\
-        --torchfix /work/benchvenv/bin/torchfix --pyflakes /work/benchvenv/bin/pyflakes \\
-        --fixit /work/benchvenv/bin/fixit --repeat 3 --timeout 120 --json results.json
+    python benchmarks/bench.py --corpus torch=/path/to/site-packages/torch --copy torch \\
+        --corpus realworld=/path/to/repos --scale torch=25,50,100 \\
+        --zgcheck /venv/bin/zgcheck --ruff /venv/bin/ruff --tools zgcheck,ruff \\
+        --repeat 1 --repeat-for ruff=3 --repeat-for zgcheck.jobs1=0 --markdown results.md
 
 benchmarks/README.md has the commands used, the settings of each peer and results.
+
+The report opens with one row per corpus against ruff, in CPU seconds: zgcheck
+cold (`--no-cache`), zgcheck warm (cache on, second run), ruff, cold/ruff,
+warm/ruff and max RSS zgcheck/ruff. The full table per corpus follows.
+
+`--scale NAME=25,50,100` adds a scaling series for corpus NAME: zgcheck cold and
+ruff on nested subsets of its files. A subset is the first P% of the files, in
+the order of the sha1 of each file's path relative to the corpus root. That order
+is the same on every machine and spreads each subset over the whole tree, and
+25% is inside 50%, which is inside 100%. 100% reuses the full run. For a copied
+corpus each subset is copied alone, so it is a project of just those files.
+
+Bytes that pass zgcheck's gate (`checker.may_hold_findings`, what the runner
+checks before parsing a file) are asked of the zgcheck under test, in its own
+interpreter: the shebang of the zgcheck script, or --zgcheck-python. The
+scaling table gives CPU seconds per gated MB and a least-squares line through
+the points, so it shows whether cold time grows linearly with those bytes.
 
 Standard library only; every tool runs as a fresh subprocess (found on PATH or
 given by flag; a tool that is not found is skipped and listed as such).
@@ -68,11 +84,14 @@ exits 1 if any run crashed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import hashlib
 import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import statistics
@@ -82,7 +101,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 SKIP_DIRS = frozenset((
     ".git", ".hg", ".svn", ".bzr", ".venv", "venv", ".env", "env", "__pycache__", ".mypy_cache",
@@ -124,6 +143,67 @@ def corpus_stats(files: Sequence[str]) -> Dict[str, int]:
         stats["mention_backward"] += b"backward" in data
         stats["mention_torch"] += b"torch" in data  # torchfix parses only these
     return dict(stats)
+
+
+def subset(files: Sequence[str], root: str, percent: float) -> List[str]:
+    """The first `percent`% of files in a fixed order (sha1 of each path relative to root),
+    sorted again. The order is the same on every machine and for a copy, spreads a subset over
+    the whole tree, and nests the subsets: 25% is inside 50%, which is inside 100%."""
+    def rank(path: str) -> str:
+        return hashlib.sha1(os.path.relpath(path, root).replace(os.sep, "/").encode()).hexdigest()
+    n = max(1, round(len(files) * percent / 100))
+    return sorted(sorted(files, key=rank)[:n])
+
+
+# Runs in zgcheck's own interpreter: which of the files on stdin pass the gate the runner
+# applies before parsing (`checker.may_hold_findings`, each file under its own configuration).
+GATE_PROBE = """
+import json, sys
+from zgcheck import checker, config
+try:
+    from zgcheck.runner import _gate_workspace as workspace
+except ImportError:
+    workspace = lambda _: None
+resolver = config.Resolver()
+passed = []
+for path in json.load(sys.stdin):
+    with open(path, "rb") as handle:
+        data = handle.read()
+    file_config = resolver.for_file(path)
+    if checker.may_hold_findings(data, path, file_config, workspace(file_config)):
+        passed.append(path)
+json.dump(passed, sys.stdout)
+"""
+
+
+def interpreter_of(exe: str) -> Optional[List[str]]:
+    """The Python command in a console script's shebang (a venv's bin/zgcheck), else None."""
+    try:
+        with open(exe, "rb") as handle:
+            first = handle.readline(512).decode("utf-8", "replace")
+    except OSError:
+        return None
+    words = shlex.split(first[2:]) if first.startswith("#!") else []
+    return words if any(os.path.basename(w).startswith("python") for w in words) else None
+
+
+def gate_stats(python: Optional[List[str]], files: Sequence[str], log) -> Dict[str, Optional[int]]:
+    """Files and bytes that pass zgcheck's gate, asked of the zgcheck under test; None when
+    it cannot be asked (no interpreter, or the gate's functions moved)."""
+    if not python:
+        return {"gate_files": None, "gate_bytes": None}
+    with tempfile.TemporaryDirectory(prefix="zgbench-gate-") as cwd:
+        try:
+            out = subprocess.run(python + ["-c", GATE_PROBE], input=json.dumps(list(files)), cwd=cwd,
+                                 capture_output=True, text=True, timeout=3600)
+            passed = json.loads(out.stdout) if out.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError, ValueError):
+            out, passed = None, None
+    if passed is None:
+        why = (out.stderr.strip().splitlines() or ["?"])[-1][:200] if out else "could not run it"
+        log(f"gate probe failed ({why}); bytes passing zgcheck's gate are not reported")
+        return {"gate_files": None, "gate_bytes": None}
+    return {"gate_files": len(passed), "gate_bytes": sum(os.path.getsize(p) for p in passed)}
 
 
 # --------------------------------------------------------------------------- tools
@@ -384,19 +464,60 @@ def copy_corpus(root: str, files: Sequence[str], into: str) -> List[str]:
     return out
 
 
+@contextlib.contextmanager
+def tree(root: str, files: Sequence[str], label: str, copy: bool) -> Iterator[Tuple[List[str], Optional[Tuple]]]:
+    """(the files to run on, (copy root, corpus root) or None): the files themselves, or a
+    temporary copy of just these files."""
+    if not copy:
+        yield list(files), None
+        return
+    with tempfile.TemporaryDirectory(prefix=f"zgbench-{label}-") as tmp:
+        into = os.path.join(tmp, os.path.basename(root))
+        yield copy_corpus(root, files, into), (into, root)
+
+
 def bench_corpus(label: str, root: str, tools: Dict[str, str], repeats: Dict[str, int], timeout: float,
-                 sample: Optional[float], log, copy: bool = False) -> Dict:
+                 sample: Optional[float], log, copy: bool = False, scale: Sequence[float] = (),
+                 gate_python: Optional[List[str]] = None) -> Dict:
     root = os.path.abspath(root)
     files = corpus_files(root)
     stats = corpus_stats(files)
     log(f"[{label}] {root}: {stats['files']} files, {stats.get('bytes', 0) / 1e6:.1f} MB")
-    copy_of = None
-    if copy:
-        with tempfile.TemporaryDirectory(prefix=f"zgbench-{label}-") as tmp:
-            files = copy_corpus(root, files, os.path.join(tmp, os.path.basename(root)))
-            copy_of = (os.path.join(tmp, os.path.basename(root)), root)
-            return _bench_files(label, root, files, stats, copy_of, tools, repeats, timeout, sample, log)
-    return _bench_files(label, root, files, stats, copy_of, tools, repeats, timeout, sample, log)
+    with tree(root, files, label, copy) as (run_files, copy_of):
+        stats.update(gate_stats(gate_python, run_files, log))
+        result = _bench_files(label, root, run_files, stats, copy_of, tools, repeats, timeout, sample, log)
+    if scale:
+        result["scaling"] = bench_scaling(label, root, files, scale, result, tools, repeats, timeout, sample,
+                                          log, copy, gate_python)
+    return result
+
+
+SCALED = ("zgcheck.nocache", "ruff")
+
+
+def bench_scaling(label: str, root: str, files: Sequence[str], percents: Sequence[float], full: Dict,
+                  tools: Dict[str, str], repeats: Dict[str, int], timeout: float, sample: Optional[float],
+                  log, copy: bool, gate_python: Optional[List[str]]) -> List[Dict]:
+    """zgcheck cold and ruff on nested subsets of the corpus (see `subset`); a copied corpus
+    copies each subset alone, so it is a project of those files. 100% is the full run."""
+    only = {name: exe for name, exe in tools.items() if name in ("zgcheck", "ruff")}
+    cold_only = dict(repeats, **{"zgcheck.jobs1": 0, "zgcheck.warm": 0})
+    points = []
+    for percent in sorted(set(percents)):
+        part = subset(files, root, percent)
+        if len(part) == len(files):
+            stats, rows = full["stats"], full["rows"]
+        else:
+            stats = corpus_stats(part)
+            name = f"{label} {percent:g}%"
+            log(f"[{name}] {stats['files']} files, {stats.get('bytes', 0) / 1e6:.1f} MB")
+            with tree(root, part, label, copy) as (run_files, copy_of):
+                stats.update(gate_stats(gate_python, run_files, log))
+                rows = _bench_files(name, root, run_files, stats, copy_of, only, cold_only, timeout, sample,
+                                    log)["rows"]
+        points.append({"percent": percent, "stats": stats, "full_run": rows is full["rows"],
+                       "rows": [r for r in rows if r["key"] in SCALED]})
+    return points
 
 
 def _bench_files(label, root, files, stats, copy_of, tools, repeats, timeout, sample, log) -> Dict:
@@ -476,13 +597,130 @@ def _fmt(value, spec=".2f", suffix=""):
     return "—" if value is None else f"{value:{spec}}{suffix}"
 
 
+def _gate_words(stats: Dict) -> str:
+    if stats.get("gate_files") is None:
+        return ""
+    return f"{stats['gate_files']} ({stats['gate_bytes'] / 1e6:.2f} MB) pass zgcheck's gate, "
+
+
+def _times(value: Optional[float]) -> str:
+    """A ratio to two significant figures or so: 64x, 2.1x, 0.05x."""
+    if value is None:
+        return "—"
+    return f"{value:.0f}x" if value >= 10 else f"{value:.1f}x" if value >= 1 else f"{value:.2g}x"
+
+
+def _value(row: Optional[Dict], key: str) -> Tuple[Optional[float], str]:
+    """A row's median and "≥" when a run timed out (the number is then a lower bound)."""
+    if not row or row.get(key) is None:
+        return None, ""
+    return row[key], "≥" if row.get("timed_out") else ""
+
+
+def _secs(value: Optional[float]) -> str:
+    return _fmt(value, ".2f" if value is not None and value < 1 else ".1f")
+
+
+def _over(a: Tuple[Optional[float], str], b: Tuple[Optional[float], str]) -> str:
+    if a[0] is None or not b[0]:
+        return "—"
+    return (a[1] if not b[1] else "?") + _times(a[0] / b[0])
+
+
+SITE_PACKAGES = "site-packages"
+COPIED = {True: "checked as a project from a copy outside site-packages", False: "a temporary copy"}
+# Issue 15's targets against ruff: cold CPU, warm CPU, max RSS of the largest process.
+TARGETS = (("cold", 3.0), ("warm", 0.1), ("RSS", 2.0))
+
+
+def summary_markdown(corpora: Sequence[Dict]) -> str:
+    """One row per corpus: zgcheck cold and warm against ruff, in CPU seconds and max RSS."""
+    lines = ["| tree | zgcheck cold (CPU s) | zgcheck warm (CPU s) | ruff (CPU s) | cold/ruff | warm/ruff "
+             "| max RSS zgcheck / ruff (MB) | within " + ", ".join(f"{t:g}x {n}" for n, t in TARGETS) + " |",
+             "|---|--:|--:|--:|--:|--:|--:|---|"]
+    for c in corpora:
+        rows = {r["key"]: r for r in c["rows"]}
+        cold, warm, ruff = (rows.get(k) for k in ("zgcheck.nocache", "zgcheck.warm", "ruff"))
+        cpu = {n: _value(r, "cpu") for n, r in (("cold", cold), ("warm", warm), ("ruff", ruff))}
+        rss = {n: _value(r, "maxrss_kb") for n, r in (("cold", cold), ("ruff", ruff))}
+        ratios = {"cold": (cpu["cold"], cpu["ruff"]), "warm": (cpu["warm"], cpu["ruff"]),
+                  "RSS": (rss["cold"], rss["ruff"])}
+        verdicts = []
+        for name, target in TARGETS:
+            (a, low), (b, _) = ratios[name]
+            ok = "?" if a is None or not b else "✗" if a / b > target else "?" if low else "✓"
+            verdicts.append(f"{name} {ok}")
+        s = c["stats"]
+        mb = s.get("bytes", 0) / 1e6
+        name = (f"{c['label']} ({s['files']:,} files, {mb:.{0 if mb >= 10 else 1}f} MB"
+                + (", " + COPIED[SITE_PACKAGES in c["root"]] if c.get("copied") else "") + ")")
+        memory = " / ".join(_fmt(v / 1024 if v else None, ".0f") for v, _ in (rss["cold"], rss["ruff"]))
+        lines.append("| " + " | ".join([
+            name, *(low + _secs(v) for v, low in (cpu["cold"], cpu["warm"], cpu["ruff"])),
+            _over(cpu["cold"], cpu["ruff"]), _over(cpu["warm"], cpu["ruff"]),
+            f"{memory} ({_over(rss['cold'], rss['ruff'])})", ", ".join(verdicts)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fit(points: Sequence[Tuple[float, float]]) -> Optional[Tuple[float, float, float]]:
+    """Least squares y = a + b*x: (a, b, the largest |residual|)."""
+    if len(points) < 3:
+        return None
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    if not sxx:
+        return None
+    b = sum((x - mx) * (y - my) for x, y in points) / sxx
+    a = my - b * mx
+    return a, b, max(abs(y - a - b * x) for x, y in points)
+
+
+def scaling_markdown(corpus: Dict) -> str:
+    """zgcheck cold and ruff on the nested subsets: cold CPU should grow with the gated bytes."""
+    points = corpus["scaling"]
+    gated = all(p["stats"].get("gate_bytes") is not None for p in points)
+    how = "each subset copied alone to a temporary directory" if corpus.get("copied") else "in place"
+    lines = [f"### Scaling: {corpus['label']} ({how})", "",
+             "Nested subsets: the first N% of the files in the order of the sha1 of their relative paths. "
+             "zgcheck cold is `--no-cache`; ruff has default rules and no cache. "
+             + ("100% is the full run above." if any(p["full_run"] for p in points) else ""), "",
+             "| files | % | MB | pass zgcheck's gate | gated MB | zgcheck cold (CPU s) | CPU s per MB "
+             "| CPU s per gated MB | ruff (CPU s) | ruff CPU s per MB | cold/ruff | max RSS zgcheck / ruff (MB) |",
+             "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    fit = []
+    for p in points:
+        s = p["stats"]
+        rows = {r["key"]: r for r in p["rows"]}
+        cold, ruff = _value(rows.get("zgcheck.nocache"), "cpu"), _value(rows.get("ruff"), "cpu")
+        rss = [_value(rows.get(k), "maxrss_kb")[0] for k in SCALED]
+        mb, gmb = s.get("bytes", 0) / 1e6, (s["gate_bytes"] / 1e6 if gated else None)
+        if cold[0] is not None and not cold[1]:
+            fit.append((gmb if gated else mb, cold[0]))
+
+        def per(v, size):
+            return v[1] + _fmt(v[0] / size, ".2f") if v[0] is not None and size else "—"
+        lines.append("| " + " | ".join([
+            f"{s['files']:,}", f"{p['percent']:g}", f"{mb:.1f}", _fmt(s.get("gate_files"), "d"), _fmt(gmb, ".2f"),
+            cold[1] + _secs(cold[0]), per(cold, mb), per(cold, gmb), ruff[1] + _secs(ruff[0]),
+            per(ruff, mb), _over(cold, ruff),
+            " / ".join(_fmt(v / 1024 if v else None, ".0f") for v in rss)]) + " |")
+    line = _fit(fit)
+    if line:
+        a, b, worst = line
+        unit = "gated MB" if gated else "MB"
+        lines += ["", f"Least squares over these points: zgcheck cold CPU ≈ {a:.1f} s + {b:.2f} s per {unit}; "
+                      f"no point is more than {worst:.1f} s off that line."]
+    return "\n".join(lines) + "\n"
+
+
 def markdown(corpus: Dict) -> str:
     s = corpus["stats"]
     copied = " (run on a temporary copy)" if corpus.get("copied") else ""
     lines = [f"### {corpus['label']} — `{corpus['root']}`{copied}", "",
              f"{s['files']} `.py` files, {s.get('bytes', 0) / 1e6:.1f} MB, {s.get('lines', 0):,} lines; "
-             f"{s.get('mention_backward', 0)} mention `backward` (about what zgcheck's byte gate lets through), "
-             f"{s.get('mention_torch', 0)} mention `torch` (torchfix's).", "",
+             + _gate_words(s) + f"{s.get('mention_backward', 0)} mention `backward`, "
+             f"{s.get('mention_torch', 0)} mention `torch` (torchfix parses only those).", "",
              "| tool | variant | runs | wall (s) | wall tool/zgcheck | files/s | CPU (s) | CPU tool/zgcheck "
              "| max RSS, largest process (MB) | RSS ratio | peak tree PSS (MB) | PSS ratio | procs "
              "| files processed | diagnostics | load | status |",
@@ -561,6 +799,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--copy", action="append", default=[], metavar="NAME",
                         help="run this corpus (its label, or 'all') on a temporary copy of its selected files, "
                              "outside any git repository (repeatable); see the module docstring")
+    parser.add_argument("--scale", action="append", default=[], metavar="NAME=P,P,...",
+                        help="also run zgcheck cold and ruff on P%% of corpus NAME's files, for each P "
+                             "(nested subsets; 100 reuses the full run), e.g. torch=25,50,100; repeatable")
+    parser.add_argument("--zgcheck-python", metavar="COMMAND",
+                        help="the Python that imports the zgcheck under test, to count the bytes passing its "
+                             "gate (default: the zgcheck script's shebang; e.g. 'env PYTHONPATH=DIR "
+                             "/venv/bin/python' for a frozen copy); 'none' skips the count")
     parser.add_argument("--zgcheck-commit", metavar="TEXT",
                         help="what to record as zgcheck's commit (default: this repository's HEAD)")
     parser.add_argument("--json", metavar="PATH", help="write all measurements as JSON")
@@ -588,6 +833,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         repeats[key] = int(n)
     if repeats.get("zgcheck.nocache", repeats.get("zgcheck", args.repeat)) <= 0:
         parser.error("zgcheck.nocache is the reference: it needs at least one run")
+    scales: Dict[str, List[float]] = {}
+    for spec in args.scale:
+        label, _, percents = spec.partition("=")
+        try:
+            values = [float(x) for x in percents.split(",") if x.strip()]
+        except ValueError:
+            values = []
+        if not label or not values or not all(0 < v <= 100 for v in values):
+            parser.error(f"--scale {spec!r}: expected NAME=P,P,... with 0 < P <= 100")
+        scales.setdefault(label, []).extend(values)
+    if args.zgcheck_python:
+        gate_python = None if args.zgcheck_python == "none" else shlex.split(args.zgcheck_python)
+    else:
+        gate_python = interpreter_of(tools["zgcheck"])
+        if not gate_python:
+            print(f"{tools['zgcheck']} is not a Python console script: bytes passing zgcheck's gate are not "
+                  "reported (pass --zgcheck-python)", file=sys.stderr)
     _become_subreaper()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through run_once's cleanup
 
@@ -597,15 +859,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     commit = args.zgcheck_commit or repo_commit()
     started = datetime.datetime.now().astimezone()
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
-    corpora = []
+    specs = []
     for spec in args.corpus:
         label, _, root = spec.rpartition("=")
         if not os.path.isdir(root):
             parser.error(f"{root}: not a directory")
-        label = label or os.path.basename(os.path.normpath(root))
+        specs.append((label or os.path.basename(os.path.normpath(root)), root))
+    unknown = set(scales) - {label for label, _ in specs}
+    if unknown:
+        parser.error(f"--scale names no --corpus: {', '.join(sorted(unknown))}")
+    corpora = []
+    for label, root in specs:
         corpora.append(bench_corpus(label, root, tools, repeats,
                                     args.timeout, args.sample_interval or None, log,
-                                    copy=bool({"all", label} & set(args.copy))))
+                                    copy=bool({"all", label} & set(args.copy)), scale=scales.get(label, ()),
+                                    gate_python=gate_python))
     result = {
         "date": started.isoformat(timespec="seconds"), "duration_s": round(
             (datetime.datetime.now().astimezone() - started).total_seconds(), 1),
@@ -621,7 +889,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "", "Versions: " + ", ".join(f"{k} {v}" + (f" (commit {commit})" if k == "zgcheck" and commit else "")
                                          for k, v in versions.items())
             + (f"; not found: {', '.join(missing)}" if missing else ""), ""]
+    text += ["### Against ruff, in CPU seconds (user+sys of the process tree)", "", summary_markdown(corpora)]
     text += [markdown(c) for c in corpora]
+    text += [scaling_markdown(c) for c in corpora if c.get("scaling")]
     crashes = [(c["label"], r["tool"], r["variant"], x) for c in corpora for r in c["rows"] for x in r["crashes"]]
     internal = [(c["label"], line) for c in corpora for r in c["rows"]
                 if r["key"] == REFERENCE for line in (r.get("internal_errors") or [])]
