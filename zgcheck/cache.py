@@ -6,6 +6,10 @@ JSON payload that names its own key; reading checks the checksum, the key and
 the type of every field, and anything that fails is a miss, said once on
 stderr. So a truncated, bit-flipped, stale or planted entry costs a re-check,
 never a wrong answer or a crash, and a shared CI cache is as safe as the tree.
+
+In front of those entries, one stat index (`StatIndex`) per cache directory
+answers a run over an unchanged tree without reading, gating or hashing any
+file: see its docstring.
 """
 
 from __future__ import annotations
@@ -14,52 +18,204 @@ import hashlib
 import json
 import os
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .types import Applicability, Diagnostic, Edit, Fix, Related, Span
 
-FORMAT = 1
+FORMAT = 2
 Dependencies = List[Tuple[str, str]]
+Probes = List[Tuple[str, bool]]
 
 
 class Invalid(Exception):
     """The entry is not one this version wrote for this key."""
 
 
-def load(entry: Path, key: str) -> Optional[Tuple[Dependencies, List[Diagnostic]]]:
-    """The entry's (dependencies, diagnostics), or None: missing, or discarded with a note."""
+def load(entry: Path, key: str) -> Optional[Tuple[Dependencies, Probes, List[Diagnostic]]]:
+    """The entry's (dependencies, import probes, diagnostics), or None: missing, or
+    discarded with a note."""
     try:
-        with open(entry, "rb") as handle:
-            blob = handle.read()
-    except OSError:
-        return None
-    try:
-        digest, _, payload = blob.partition(b"\n")
-        if hashlib.sha256(payload).hexdigest().encode() != digest:
-            raise Invalid("checksum mismatch")
-        data = json.loads(payload.decode("utf-8"))
-        _expect(isinstance(data, dict) and data.get("format") == FORMAT, "unknown format")
+        data = _read(entry, FORMAT)
+        if data is None:
+            return None
         _expect(data.get("key") == key, "entry stored under another key")
         dependencies = [(_str(dep), _str(digest)) for dep, digest in _pairs(data.get("dependencies"))]
-        return dependencies, [_diagnostic(d) for d in _list(data.get("diagnostics"))]
+        probes = [(_str(probe), _bool(found)) for probe, found in _pairs(data.get("probes"))]
+        return dependencies, probes, [_diagnostic(d) for d in _list(data.get("diagnostics"))]
     except (Invalid, ValueError, TypeError, RecursionError) as err:  # JSON errors are ValueErrors
         sys.stderr.write(f"zgcheck: discarded a bad cache entry {entry} ({err}); re-checking the file\n")
         return None
 
 
-def store(entry: Path, key: str, dependencies: Sequence[Tuple[str, str]], diagnostics: Sequence[Diagnostic]) -> None:
+def store(entry: Path, key: str, dependencies: Sequence[Tuple[str, str]], probes: Sequence[Tuple[str, bool]],
+          diagnostics: Sequence[Diagnostic]) -> None:
     """Write the entry atomically; a read-only tree is simply not cached."""
-    payload = json.dumps({"format": FORMAT, "key": key, "dependencies": [list(d) for d in dependencies],
-                          "diagnostics": [_plain(d) for d in diagnostics]}, separators=(",", ":")).encode()
+    _write(entry, {"format": FORMAT, "key": key, "dependencies": [list(d) for d in dependencies],
+                   "probes": [list(p) for p in probes], "diagnostics": [_plain(d) for d in diagnostics]})
+
+
+def _read(path: Path, format: int) -> Optional[dict]:
+    """What `_write` wrote, or None if there is nothing; Invalid (or a ValueError, as JSON
+    errors are) if it is damaged or in another format."""
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+        with open(path, "rb") as handle:
+            blob = handle.read()
+    except OSError:
+        return None
+    digest, _, payload = blob.partition(b"\n")
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise Invalid("checksum mismatch")
+    data = json.loads(payload.decode("utf-8"))
+    _expect(isinstance(data, dict) and data.get("format") == format, "unknown format")
+    return data
+
+
+def _write(path: Path, data: dict) -> None:
+    payload = json.dumps(data, separators=(",", ":")).encode()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as handle:
             handle.write(hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
-        os.replace(tmp, entry)
+        os.replace(tmp, path)
     except OSError:
         pass
+
+
+# --- the stat index ---------------------------------------------------------------
+
+INDEX = "index.json"
+INDEX_FORMAT = 1
+# A signature is trusted only when its mtime is this much older than the run that took it:
+# a file written twice within the filesystem's timestamp granularity (2 s on FAT) keeps it.
+RACY_NS = 2_000_000_000
+Signature = Optional[Tuple[int, ...]]  # (mtime_ns, size, inode); None: no such path
+
+
+def signature(path: str) -> Signature:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What one file's verdict rests on: the other paths it depends on (files read,
+    directories import resolution searched) and the content entry holding its
+    diagnostics (None: nothing to report)."""
+
+    paths: Tuple[str, ...]
+    key: Optional[str] = None
+
+    @classmethod
+    def of(cls, files: Iterable[str], probes: Dict[str, bool], key: Optional[str] = None) -> "Basis":
+        """Files read, and for every path import resolution tried, the file if it was one and
+        its directory: a module created where none was changes that directory."""
+        paths = {os.path.abspath(f) for f in files} | {p for p, found in probes.items() if found}
+        paths |= {os.path.dirname(p) for p in probes}
+        return cls(tuple(sorted(paths)), key)
+
+
+class StatIndex:
+    """(working directory, path as named) -> the basis of the file's last verdict, with the
+    stat signature of the file and of every path in the basis, for one tool fingerprint.
+
+    A file whose signatures all still match is answered without being read: from the
+    content entry its basis names, or with nothing to report. One JSON file with a
+    checksum, written atomically; a missing, corrupt or foreign index counts as empty.
+    A signature is recorded only when its mtime is RACY_NS older than the run, so a file
+    changed twice within one timestamp tick is never trusted. Signatures are stored as
+    (path, signature) versions, so an entry keeps the versions its own verdict saw.
+    """
+
+    def __init__(self, path: Path, tool: str):
+        self.path, self.tool = path, tool
+        self.cwd = os.getcwd()
+        self.started = time.time_ns()
+        self._versions: List[Tuple[str, Signature]] = []
+        self._ids: Dict[Tuple[str, Signature], int] = {}
+        # (cwd, path) -> (config fingerprint, version ids with the file's own first, entry key)
+        self._entries: Dict[Tuple[str, str], Tuple[str, List[int], Optional[str]]] = {}
+        self._now: Dict[str, Signature] = {}  # this run's signatures, each path stat'ed once
+        self._changed = False
+
+    @classmethod
+    def load(cls, directory: Path, tool: str) -> "StatIndex":
+        index = cls(directory / INDEX, tool)
+        try:
+            data = _read(index.path, INDEX_FORMAT)
+            if data is None or data.get("tool") != tool:  # none yet, or another zgcheck's
+                return index
+            index._versions = [_version(v) for v in _list(data.get("versions"))]
+            for entry in _list(data.get("entries")):
+                cwd, path, config, ids, key = _fields(entry, 5)
+                _expect(all(isinstance(i, int) and 0 <= i < len(index._versions) for i in _list(ids)) and ids,
+                        "bad version ids")
+                index._entries[(_str(cwd), _str(path))] = (_str(config), ids, None if key is None else _str(key))
+        except (Invalid, ValueError, TypeError, RecursionError) as err:
+            sys.stderr.write(f"zgcheck: discarded a bad cache index {index.path} ({err}); rebuilding it\n")
+            sys.stderr.flush()
+            return cls(directory / INDEX, tool)
+        index._ids = {version: i for i, version in enumerate(index._versions)}
+        return index
+
+    def current(self, path: str) -> Signature:
+        if path not in self._now:
+            self._now[path] = signature(path)
+        return self._now[path]
+
+    def lookup(self, path: str, config: str) -> Optional[Basis]:
+        """The basis of path's recorded verdict if the file and everything in the basis are
+        unchanged (and the configuration is the same); else None. Stats path either way,
+        before anything reads it, for `record`."""
+        own = self.current(os.path.abspath(path))
+        entry = self._entries.get((self.cwd, path))
+        if entry is None or entry[0] != config or own is None:
+            return None
+        versions = [self._versions[i] for i in entry[1]]
+        if any(self.current(p) != sig for p, sig in versions):
+            return None
+        return Basis(tuple(p for p, _ in versions[1:]), entry[2])
+
+    def record(self, path: str, config: str, basis: Basis) -> None:
+        """path's verdict rests on basis: remember it, unless a signature is too recent to trust."""
+        paths = (os.path.abspath(path),) + basis.paths
+        signatures = [self.current(p) for p in paths]  # the file's own was taken before it was read
+        self._changed = True
+        if signatures[0] is None or any(s is not None and s[0] > self.started - RACY_NS for s in signatures):
+            self._entries.pop((self.cwd, path), None)
+            return
+        ids = [self._intern((p, s)) for p, s in zip(paths, signatures)]
+        self._entries[(self.cwd, path)] = (config, ids, basis.key)
+
+    def _intern(self, version: Tuple[str, Signature]) -> int:
+        if version not in self._ids:
+            self._ids[version] = len(self._versions)
+            self._versions.append(version)
+        return self._ids[version]
+
+    def save(self) -> None:
+        """Write the index if this run changed it, keeping only the versions entries use."""
+        if not self._changed:
+            return
+        kept: Dict[Tuple[str, Signature], int] = {}
+        entries = []
+        for (cwd, path), (config, ids, key) in self._entries.items():
+            ids = [kept.setdefault(self._versions[i], len(kept)) for i in ids]
+            entries.append([cwd, path, config, ids, key])
+        versions = [[p, *sig] if sig is not None else [p] for p, sig in kept]
+        _write(self.path, {"format": INDEX_FORMAT, "tool": self.tool, "versions": versions, "entries": entries})
+
+
+def _version(value: Any) -> Tuple[str, Signature]:
+    _expect(isinstance(value, list) and len(value) in (1, 4), "expected [path] or [path, mtime, size, inode]")
+    _expect(all(isinstance(n, int) and not isinstance(n, bool) for n in value[1:]), "expected integers")
+    return _str(value[0]), (tuple(value[1:]) or None)
 
 
 def _plain(d: Diagnostic) -> dict:
@@ -119,6 +275,11 @@ def _list(value: Any) -> list:
 
 def _str(value: Any) -> str:
     _expect(isinstance(value, str), "expected a string")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    _expect(isinstance(value, bool), "expected a boolean")
     return value
 
 

@@ -16,6 +16,7 @@ counts as the shallowest. A file inside an ignored directory stays ignored.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -47,12 +48,13 @@ class Discovery:
 
     def __post_init__(self):
         defaults = DEFAULT_EXCLUDES if self.defaults is None else tuple(self.defaults)
-        self._groups: List[Tuple[Path, pathspec.PathSpec]] = [
-            (Path(self.root).resolve(), pathspec.GitIgnoreSpec.from_lines(list(defaults) + list(self.excludes)))]
+        self._groups: List[Tuple[Path, Patterns]] = [
+            (Path(self.root).resolve(), Patterns(list(defaults) + list(self.excludes)))]
         for directory, patterns in self.extra:
             if patterns:
-                self._groups.append((Path(directory).resolve(), pathspec.GitIgnoreSpec.from_lines(list(patterns))))
+                self._groups.append((Path(directory).resolve(), Patterns(list(patterns))))
         self._gitignores: Dict[Path, Optional[pathspec.GitIgnoreSpec]] = {}
+        self._chains: Dict[str, List[Tuple[str, pathspec.GitIgnoreSpec]]] = {}
         self._by_config: Dict[object, "Discovery"] = {}
 
     # Per-file configuration: directory -> the Config that governs what is inside it. When
@@ -104,12 +106,76 @@ class Discovery:
         return sorted(dict.fromkeys(out))
 
     def _walk(self, top: Path) -> Iterator[str]:
-        for dirpath, dirnames, filenames in os.walk(top):
-            base = Path(dirpath)
-            dirnames[:] = sorted(d for d in dirnames if not self.excluded(base / d, is_dir=True))
-            for name in sorted(filenames):
-                if name.endswith(SUFFIXES) and not self.excluded(base / name):
-                    yield str(base / name)
+        """Every file to check under top (a symlinked directory is listed, not entered, as
+        os.walk does); each directory's patterns and .gitignore chain are worked out once."""
+        todo = [(str(top), os.path.abspath(top), _realpath(str(top)))]
+        while todo:
+            directory, absolute, real = todo.pop()
+            try:
+                with os.scandir(directory) as scan:
+                    entries = list(scan)
+            except OSError:
+                continue
+            prefix = "" if directory == "." else directory + os.sep  # as Path(".") / name spells it
+            judge = self._judge(absolute, real)
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if not is_dir and not entry.name.endswith(SUFFIXES):
+                    continue
+                path = prefix + entry.name
+                symlink = entry.is_symlink()
+                if self.excluded(Path(path), is_dir) if symlink else judge(entry.name, is_dir):
+                    continue
+                if not is_dir:
+                    yield path
+                elif not symlink:
+                    todo.append((path, absolute + os.sep + entry.name, real + os.sep + entry.name))
+
+    def _judge(self, absolute: str, real: str) -> Callable[[str, bool], bool]:
+        """excluded(), for the entries of one directory (absolute, and real: symlinks resolved)
+        that are not symlinks themselves: every prefix is computed here once."""
+        groups = []
+        for root, patterns in self._governing(Path(absolute, "_"))._groups:
+            base = _under(absolute, str(root))
+            base = _under(real, str(root)) if base is None else base
+            if patterns.under(base or ""):  # outside root (None): only the name is matched
+                return lambda name, is_dir: True
+            groups.append((base or "", patterns))
+        chain = [(_under(real, parent), spec) for parent, spec in self._gitignore_chain(real)] \
+            if self.respect_gitignore else []
+
+        def judge(name: str, is_dir: bool) -> bool:
+            suffix = "/" if is_dir else ""
+            for base, patterns in groups:
+                if patterns.entry(base, name, is_dir):
+                    return True
+            for base, spec in chain:
+                verdict = _verdict(spec, base + name + suffix)
+                if verdict is not None:
+                    return verdict
+            return False
+
+        return judge
+
+    def _gitignore_chain(self, real: str) -> List[Tuple[str, pathspec.GitIgnoreSpec]]:
+        """(directory, spec) of every ignore file that judges entries of the real directory,
+        nearest first: each .gitignore up to the repository root, then .git/info/exclude."""
+        if real not in self._chains:
+            chain = []
+            here = self._gitignore(Path(real))
+            if here is not None:
+                chain.append((real, here))
+            if os.path.exists(os.path.join(real, ".git")):
+                info = self._gitignore(Path(real, ".git", "info"), "exclude")
+                if info is not None:
+                    chain.append((real, info))
+            elif os.path.dirname(real) != real:
+                chain.extend(self._gitignore_chain(os.path.dirname(real)))
+            self._chains[real] = chain
+        return self._chains[real]
 
     def excluded(self, path: Path, is_dir: bool = False, with_parents: bool = False) -> bool:
         """Whether an exclude pattern or .gitignore drops this path (or, with_parents, a directory above it)."""
@@ -169,6 +235,38 @@ class Discovery:
         return self._gitignores[key]
 
 
+class Patterns:
+    """Gitignore-style exclude patterns. Plain names (`build`, `.venv`, `dist/`: most
+    excludes) are set lookups on a path's components, the others go to pathspec; with a
+    `!` re-include anywhere, order matters and pathspec judges everything."""
+
+    _PLAIN = re.compile(r"^[A-Za-z0-9._+-]+/?$")
+
+    def __init__(self, lines: Sequence[str]):
+        self.spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        patterns = [p for p in self.spec.patterns if p.include is not None]
+        plain = [] if any(not p.include for p in patterns) else \
+            [p.pattern for p in patterns if self._PLAIN.match(p.pattern) and p.pattern.strip("./")]
+        self.names = frozenset(p for p in plain if not p.endswith("/"))
+        self.dirs = self.names | frozenset(p[:-1] for p in plain if p.endswith("/"))
+        rest = [p for p in patterns if p.pattern not in plain]
+        self.rest = pathspec.GitIgnoreSpec(rest) if rest else None
+
+    def match_file(self, rel: str) -> bool:
+        return self.spec.match_file(rel)
+
+    def under(self, base: str) -> bool:
+        """Whether a directory component of base ('a/b/') matches: then everything below does."""
+        return bool(base) and (not self.dirs.isdisjoint(base.split("/")) or
+                               (self.rest is not None and self.rest.match_file(base)))
+
+    def entry(self, base: str, name: str, is_dir: bool) -> bool:
+        """Whether the entry `name` of the directory `base` (not matched by `under`) matches."""
+        if name in (self.dirs if is_dir else self.names):
+            return True
+        return self.rest is not None and self.rest.match_file(base + name + ("/" if is_dir else ""))
+
+
 def _verdict(spec: pathspec.PathSpec, rel: str) -> Optional[bool]:
     """True (ignored), False (re-included by a `!pattern`) or None (no pattern matched): last match wins."""
     verdict = None
@@ -186,6 +284,20 @@ def _relative(path: Path, root: Path) -> Optional[str]:
             return _resolve(path).relative_to(root).as_posix()
         except ValueError:
             return None
+
+
+def _under(path: str, root: str) -> Optional[str]:
+    """path relative to root, '/'-separated, with a trailing '/' to append a name to ("" for
+    root itself); None outside root."""
+    if path == root:
+        return ""
+    if path.startswith(root.rstrip(os.sep) + os.sep):
+        return path[len(root.rstrip(os.sep)) + 1:].replace(os.sep, "/") + "/"
+    return None
+
+
+def _realpath(directory: str) -> str:
+    return str(_resolve(Path(directory)))
 
 
 def _resolve(path: Path) -> Path:

@@ -119,6 +119,9 @@ class Files:
         self._defines: Dict[Tuple[str, str], bool] = {}
         self.bytes: Dict[str, Optional[bytes]] = {}
         self._stamps: Dict[str, Optional[Tuple[int, int]]] = {}
+        # Every path import resolution tried, and whether it was a file: a module created
+        # later where one was missing can change where an import points (caches check these).
+        self.probes: Dict[str, bool] = {}
 
     def read(self, path: str) -> Optional[bytes]:
         if path not in self.bytes:
@@ -145,11 +148,15 @@ class Files:
         for base in self._search_dirs(importer, level):
             candidate = os.path.join(base, *parts) if parts else base
             for path in (candidate + ".py", os.path.join(candidate, "__init__.py")):
-                if parts and os.path.isfile(path) and "site-packages" not in path:
+                if parts and "site-packages" not in path and self._isfile(path):
                     return path
-            if not parts and os.path.isfile(os.path.join(base, "__init__.py")):
+            if not parts and self._isfile(os.path.join(base, "__init__.py")):
                 return os.path.join(base, "__init__.py")
         return None
+
+    def _isfile(self, path: str) -> bool:
+        found = self.probes[path] = os.path.isfile(path)
+        return found
 
     def _search_dirs(self, importer: str, level: int) -> List[str]:
         here = os.path.dirname(os.path.abspath(importer))
@@ -159,7 +166,7 @@ class Files:
             return [here]
         dirs = [here]
         top = here
-        while os.path.isfile(os.path.join(top, "__init__.py")):
+        while self._isfile(os.path.join(top, "__init__.py")):
             top = os.path.dirname(top)
         if top != here:
             dirs.append(top)
