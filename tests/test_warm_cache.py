@@ -156,3 +156,24 @@ def test_a_file_named_another_way_is_reported_as_named(project, processed):
     os.chdir(project / "pkg")
     assert check("../train.py")[1] == [("../train.py", "ZG001", 7)]
     assert check(str(project / "train.py"))[1] == [(str(project / "train.py").replace(os.sep, "/"), "ZG001", 7)]
+
+
+def test_the_second_run_is_warm_though_the_first_put_its_cache_in_the_project(project, processed, monkeypatch):
+    monkeypatch.delenv("ZGCHECK_CACHE_DIR")  # .zgcheck_cache at the root: the root changes now
+    cold = check(".")
+    assert (project / ".zgcheck_cache" / "index.json").is_file()
+    processed.clear()
+    assert check(".")[1] == cold[1] and processed == []
+
+
+def test_a_directory_changed_too_recently_to_trust_counts_by_its_lookups(project, processed):
+    # pkg's timestamp is too recent for the index: were it trusted, a module created within
+    # the same tick would go unseen. Here the tick is forced: pkg keeps that very timestamp.
+    now = time.time_ns()
+    os.utime(project / "pkg", ns=(now, now))
+    assert check("pkg/main.py")[1] == [("pkg/main.py", "ZG001", 7)]
+    (project / "pkg" / "engine.py").write_text(FIXED_ENGINE)
+    backdate(project / "pkg" / "engine.py")
+    os.utime(project / "pkg", ns=(now, now))
+    processed.clear()
+    assert check("pkg/main.py")[1] == [] and processed == ["pkg/main.py"]

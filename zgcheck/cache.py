@@ -89,10 +89,12 @@ def _write(path: Path, data: dict) -> None:
 
 INDEX = "index.json"
 INDEX_FORMAT = 1
-# A signature is trusted only when its mtime is this much older than the run that took it:
-# a file written twice within the filesystem's timestamp granularity (2 s on FAT) keeps it.
+# A signature is trusted only when its mtime is this much older than the moment its file was
+# read: a file written twice within the filesystem's timestamp granularity (2 s on FAT) keeps it.
 RACY_NS = 2_000_000_000
-Signature = Optional[Tuple[int, ...]]  # (mtime_ns, size, inode); None: no such path
+# (mtime_ns, size, inode); None: no such path; (was,): whether the path was a file, for a
+# path import resolution tried in a directory whose own signature was too recent to trust.
+Signature = Optional[Tuple[int, ...]]
 
 
 def signature(path: str) -> Signature:
@@ -105,21 +107,20 @@ def signature(path: str) -> Signature:
 
 @dataclass(frozen=True)
 class Basis:
-    """What one file's verdict rests on: the other paths it depends on (files read,
-    directories import resolution searched) and the content entry holding its
-    diagnostics (None: nothing to report)."""
+    """What one file's verdict rests on: the other files it read, every path import
+    resolution tried (and whether it was a file), the content entry holding its
+    diagnostics (None: nothing to report), and when the check began reading (time_ns)."""
 
-    paths: Tuple[str, ...]
+    files: Tuple[str, ...] = ()
+    probes: Tuple[Tuple[str, bool], ...] = ()
     key: Optional[str] = None
+    read_at: int = 0
 
     @classmethod
-    def of(cls, files: Iterable[str], probes: Dict[str, bool], key: Optional[str] = None) -> "Basis":
-        """Files read, and for every path import resolution tried, the file if it was one and
-        its directory: a module created where none was changes that directory."""
-        paths = {os.path.abspath(f) for f in files} | {p for p, found in probes.items() if found}
-        paths |= {os.path.dirname(p) for p in probes}
-        return cls(tuple(sorted(paths)), key)
-
+    def of(cls, files: Iterable[str], probes: Dict[str, bool], key: Optional[str] = None,
+           read_at: int = 0) -> "Basis":
+        found = {os.path.abspath(f) for f in files} | {p for p, was in probes.items() if was}
+        return cls(tuple(sorted(found)), tuple(sorted(probes.items())), key, read_at)
 
 class StatIndex:
     """(working directory, path as named) -> the basis of the file's last verdict, with the
@@ -128,9 +129,12 @@ class StatIndex:
     A file whose signatures all still match is answered without being read: from the
     content entry its basis names, or with nothing to report. One JSON file with a
     checksum, written atomically; a missing, corrupt or foreign index counts as empty.
-    A signature is recorded only when its mtime is RACY_NS older than the run, so a file
-    changed twice within one timestamp tick is never trusted. Signatures are stored as
-    (path, signature) versions, so an entry keeps the versions its own verdict saw.
+    A directory import resolution searched counts by its signature: a module created or
+    removed there changes it. A signature is trusted only when its mtime is RACY_NS older
+    than the moment the check began reading, so a file changed twice within one timestamp
+    tick is never taken for unchanged; a directory changed that recently (the project root
+    that just received .zgcheck_cache) counts by the probes made in it instead. Signatures
+    are stored as (path, signature) versions: an entry keeps the versions its verdict saw.
     """
 
     def __init__(self, path: Path, tool: str):
@@ -177,21 +181,32 @@ class StatIndex:
         entry = self._entries.get((self.cwd, path))
         if entry is None or entry[0] != config or own is None:
             return None
-        versions = [self._versions[i] for i in entry[1]]
-        if any(self.current(p) != sig for p, sig in versions):
+        if not all(self._holds(*self._versions[i]) for i in entry[1]):
             return None
-        return Basis(tuple(p for p, _ in versions[1:]), entry[2])
+        return Basis(key=entry[2])
+
+    def _holds(self, path: str, sig: Signature) -> bool:
+        if sig is not None and len(sig) == 1:
+            return os.path.isfile(path) == sig[0]
+        return self.current(path) == sig
 
     def record(self, path: str, config: str, basis: Basis) -> None:
         """path's verdict rests on basis: remember it, unless a signature is too recent to trust."""
-        paths = (os.path.abspath(path),) + basis.paths
-        signatures = [self.current(p) for p in paths]  # the file's own was taken before it was read
+        trusted = (basis.read_at or self.started) - RACY_NS
+        recent = lambda sig: sig is not None and sig[0] > trusted  # noqa: E731
         self._changed = True
-        if signatures[0] is None or any(s is not None and s[0] > self.started - RACY_NS for s in signatures):
-            self._entries.pop((self.cwd, path), None)
+        self._entries.pop((self.cwd, path), None)
+        files = (os.path.abspath(path),) + basis.files
+        versions = [(p, self.current(p)) for p in files]  # the file's own was taken before it was read
+        if versions[0][1] is None or any(recent(sig) for _, sig in versions):
             return
-        ids = [self._intern((p, s)) for p, s in zip(paths, signatures)]
-        self._entries[(self.cwd, path)] = (config, ids, basis.key)
+        searched: Dict[str, List[Tuple[str, bool]]] = {}
+        for probe, was in basis.probes:
+            searched.setdefault(os.path.dirname(probe), []).append((probe, was))
+        for directory, probes in searched.items():
+            sig = self.current(directory)
+            versions.extend([(p, (was,)) for p, was in probes] if recent(sig) else [(directory, sig)])
+        self._entries[(self.cwd, path)] = (config, [self._intern(v) for v in versions], basis.key)
 
     def _intern(self, version: Tuple[str, Signature]) -> int:
         if version not in self._ids:
@@ -213,7 +228,9 @@ class StatIndex:
 
 
 def _version(value: Any) -> Tuple[str, Signature]:
-    _expect(isinstance(value, list) and len(value) in (1, 4), "expected [path] or [path, mtime, size, inode]")
+    _expect(isinstance(value, list) and len(value) in (1, 2, 4), "expected [path, signature...]")
+    if len(value) == 2:
+        return _str(value[0]), (_bool(value[1]),)
     _expect(all(isinstance(n, int) and not isinstance(n, bool) for n in value[1:]), "expected integers")
     return _str(value[0]), (tuple(value[1:]) or None)
 

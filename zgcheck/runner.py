@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,6 +188,7 @@ def process(path: str, config: Config, mode: Mode) -> FileResult:
 def _process(path: str, config: Config, mode: Mode) -> FileResult:
     from .checker import may_hold_findings
 
+    read_at = time.time_ns()  # before reading anything: how recent a stat the index may trust
     try:
         data = read_bytes(path)
     except OSError as err:
@@ -198,10 +200,10 @@ def _process(path: str, config: Config, mode: Mode) -> FileResult:
     if mode.fix or mode.diff:
         return fix_source(path, data, config, mode) if keep else FileResult(path)
     if not keep:
-        return FileResult(path, basis=cache.Basis.of([], gated))
+        return FileResult(path, basis=cache.Basis.of([], gated, read_at=read_at))
     diagnostics, key, dependencies, probes = _cached_check(path, data, config, mode.cache_dir)
     basis = None if key is None else cache.Basis.of(dependencies, {**gated, **probes},
-                                                     key if diagnostics else None)
+                                                     key if diagnostics else None, read_at)
     return FileResult(path, diagnostics, basis=basis)
 
 
