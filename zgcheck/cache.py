@@ -146,6 +146,7 @@ class StatIndex:
         # (cwd, path) -> (config fingerprint, version ids with the file's own first, entry key)
         self._entries: Dict[Tuple[str, str], Tuple[str, List[int], Optional[str]]] = {}
         self._now: Dict[str, Signature] = {}  # this run's signatures, each path stat'ed once
+        self._holding: List[Optional[bool]] = []  # per version: does it still hold (None: not asked yet)
         self._changed = False
 
     @classmethod
@@ -166,6 +167,7 @@ class StatIndex:
             sys.stderr.flush()
             return cls(directory / INDEX, tool)
         index._ids = {version: i for i, version in enumerate(index._versions)}
+        index._holding = [None] * len(index._versions)
         return index
 
     def current(self, path: str) -> Signature:
@@ -181,8 +183,12 @@ class StatIndex:
         entry = self._entries.get((self.cwd, path))
         if entry is None or entry[0] != config or own is None:
             return None
-        if not all(self._holds(*self._versions[i]) for i in entry[1]):
-            return None
+        holds = self._holding
+        for i in entry[1]:
+            if holds[i] is None:
+                holds[i] = self._holds(*self._versions[i])
+            if not holds[i]:
+                return None
         return Basis(key=entry[2])
 
     def _holds(self, path: str, sig: Signature) -> bool:
@@ -201,17 +207,25 @@ class StatIndex:
         if versions[0][1] is None or any(recent(sig) for _, sig in versions):
             return
         searched: Dict[str, List[Tuple[str, bool]]] = {}
-        for probe, was in basis.probes:
-            searched.setdefault(os.path.dirname(probe), []).append((probe, was))
+        for probe, was in basis.probes:  # a directory that is missing is created in its parent
+            searched.setdefault(self._existing(os.path.dirname(probe)), []).append((probe, was))
         for directory, probes in searched.items():
             sig = self.current(directory)
             versions.extend([(p, (was,)) for p, was in probes] if recent(sig) else [(directory, sig)])
-        self._entries[(self.cwd, path)] = (config, [self._intern(v) for v in versions], basis.key)
+        ids = dict.fromkeys(self._intern(v) for v in versions)
+        self._entries[(self.cwd, path)] = (config, list(ids), basis.key)
+
+    def _existing(self, directory: str) -> str:
+        """The directory, or its nearest ancestor that exists."""
+        while self.current(directory) is None and os.path.dirname(directory) != directory:
+            directory = os.path.dirname(directory)
+        return directory
 
     def _intern(self, version: Tuple[str, Signature]) -> int:
         if version not in self._ids:
             self._ids[version] = len(self._versions)
             self._versions.append(version)
+            self._holding.append(None)
         return self._ids[version]
 
     def save(self) -> None:

@@ -19,9 +19,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-import pathspec
+if TYPE_CHECKING:
+    import pathspec
 
 SUFFIXES = (".py", ".ipynb")
 DEFAULT_EXCLUDES = (
@@ -53,13 +54,13 @@ class Discovery:
         for directory, patterns in self.extra:
             if patterns:
                 self._groups.append((Path(directory).resolve(), Patterns(list(patterns))))
-        self._gitignores: Dict[Path, Optional[pathspec.GitIgnoreSpec]] = {}
+        self._gitignores: Dict[str, Optional[pathspec.GitIgnoreSpec]] = {}
         self._chains: Dict[str, List[Tuple[str, pathspec.GitIgnoreSpec]]] = {}
         self._by_config: Dict[object, "Discovery"] = {}
 
     # Per-file configuration: directory -> the Config that governs what is inside it. When
     # set, each path is judged by the excludes of its own directory's configuration.
-    config_for: Optional[Callable[[Path], object]] = None
+    config_for: Optional[Callable[[str], object]] = None  # absolute directory -> its Config
     cli_excludes: Sequence[str] = ()
 
     @classmethod
@@ -82,9 +83,13 @@ class Discovery:
 
     def _governing(self, path: Path) -> "Discovery":
         """The Discovery whose patterns judge path: its directory's configuration's."""
+        return self._governing_directory(os.path.dirname(os.path.abspath(path)))
+
+    def _governing_directory(self, directory: str) -> "Discovery":
+        """The Discovery whose patterns judge the entries of an absolute directory."""
         if self.config_for is None:
             return self
-        config = self.config_for(Path(os.path.abspath(path)).parent)
+        config = self.config_for(directory)
         if config not in self._by_config:
             self._by_config[config] = Discovery.for_config(config, self.cli_excludes, self.respect_gitignore,
                                                            self.force_exclude)
@@ -138,7 +143,7 @@ class Discovery:
         """excluded(), for the entries of one directory (absolute, and real: symlinks resolved)
         that are not symlinks themselves: every prefix is computed here once."""
         groups = []
-        for root, patterns in self._governing(Path(absolute, "_"))._groups:
+        for root, patterns in self._governing_directory(absolute)._groups:
             base = _under(absolute, str(root))
             base = _under(real, str(root)) if base is None else base
             if patterns.under(base or ""):  # outside root (None): only the name is matched
@@ -165,11 +170,11 @@ class Discovery:
         nearest first: each .gitignore up to the repository root, then .git/info/exclude."""
         if real not in self._chains:
             chain = []
-            here = self._gitignore(Path(real))
+            here = self._gitignore(real)
             if here is not None:
                 chain.append((real, here))
             if os.path.exists(os.path.join(real, ".git")):
-                info = self._gitignore(Path(real, ".git", "info"), "exclude")
+                info = self._gitignore(os.path.join(real, ".git", "info"), "exclude")
                 if info is not None:
                     chain.append((real, info))
             elif os.path.dirname(real) != real:
@@ -222,13 +227,14 @@ class Discovery:
                 break
         return False
 
-    def _gitignore(self, directory: Path, name: str = ".gitignore") -> Optional[pathspec.GitIgnoreSpec]:
-        key = directory / name
+    def _gitignore(self, directory: Union[str, Path], name: str = ".gitignore") -> Optional["pathspec.GitIgnoreSpec"]:
+        key = os.path.join(directory, name)
         if key not in self._gitignores:
             spec = None
-            if key.is_file():
+            if os.path.isfile(key):
                 try:
-                    spec = pathspec.GitIgnoreSpec.from_lines(key.read_text(errors="replace").splitlines())
+                    with open(key, encoding="utf-8", errors="replace") as handle:
+                        spec = _spec(handle.read().splitlines())
                 except (OSError, ValueError):
                     spec = None
             self._gitignores[key] = spec
@@ -237,23 +243,25 @@ class Discovery:
 
 class Patterns:
     """Gitignore-style exclude patterns. Plain names (`build`, `.venv`, `dist/`: most
-    excludes) are set lookups on a path's components, the others go to pathspec; with a
-    `!` re-include anywhere, order matters and pathspec judges everything."""
+    excludes) are set lookups on a path's components, the others go to pathspec (imported
+    only then); with a `!` re-include anywhere, order matters and pathspec judges them all."""
 
     _PLAIN = re.compile(r"^[A-Za-z0-9._+-]+/?$")
 
     def __init__(self, lines: Sequence[str]):
-        self.spec = pathspec.GitIgnoreSpec.from_lines(lines)
-        patterns = [p for p in self.spec.patterns if p.include is not None]
-        plain = [] if any(not p.include for p in patterns) else \
-            [p.pattern for p in patterns if self._PLAIN.match(p.pattern) and p.pattern.strip("./")]
+        self.lines = [line for line in lines if line.strip() and not line.startswith("#")]
+        plain = [] if any(line.startswith("!") for line in self.lines) else \
+            [line for line in self.lines if self._PLAIN.match(line) and line.strip("./")]
         self.names = frozenset(p for p in plain if not p.endswith("/"))
         self.dirs = self.names | frozenset(p[:-1] for p in plain if p.endswith("/"))
-        rest = [p for p in patterns if p.pattern not in plain]
-        self.rest = pathspec.GitIgnoreSpec(rest) if rest else None
+        rest = [line for line in self.lines if line not in plain]
+        self.rest = _spec(rest) if rest else None
+        self._spec = None
 
     def match_file(self, rel: str) -> bool:
-        return self.spec.match_file(rel)
+        if self._spec is None:
+            self._spec = _spec(self.lines)
+        return self._spec.match_file(rel)
 
     def under(self, base: str) -> bool:
         """Whether a directory component of base ('a/b/') matches: then everything below does."""
@@ -265,6 +273,12 @@ class Patterns:
         if name in (self.dirs if is_dir else self.names):
             return True
         return self.rest is not None and self.rest.match_file(base + name + ("/" if is_dir else ""))
+
+
+def _spec(lines: Sequence[str]) -> "pathspec.GitIgnoreSpec":
+    import pathspec  # a tree with plain excludes and no .gitignore never needs it
+
+    return pathspec.GitIgnoreSpec.from_lines(list(lines))
 
 
 def _verdict(spec: pathspec.PathSpec, rel: str) -> Optional[bool]:
