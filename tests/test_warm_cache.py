@@ -177,3 +177,13 @@ def test_a_directory_changed_too_recently_to_trust_counts_by_its_lookups(project
     os.utime(project / "pkg", ns=(now, now))
     processed.clear()
     assert check("pkg/main.py")[1] == [] and processed == ["pkg/main.py"]
+
+
+def test_a_file_imports_cannot_find_leaves_the_directory_warm(project, processed):
+    cold = check(".")
+    (project / "pkg" / "notes.txt").write_text("a log\n")
+    (project / ".coverage").write_text("")
+    for directory in (project, project / "pkg"):  # their stat changed; no module came or went
+        os.utime(directory, (LATER, LATER))
+    processed.clear()
+    assert check(".")[1] == cold[1] and processed == []

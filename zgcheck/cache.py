@@ -92,8 +92,9 @@ INDEX_FORMAT = 1
 # A signature is trusted only when its mtime is this much older than the moment its file was
 # read: a file written twice within the filesystem's timestamp granularity (2 s on FAT) keeps it.
 RACY_NS = 2_000_000_000
-# (mtime_ns, size, inode); None: no such path; (was,): whether the path was a file, for a
-# path import resolution tried in a directory whose own signature was too recent to trust.
+# (mtime_ns, size, inode); None: no such path; for a directory import resolution searched,
+# (mtime_ns, size, inode, listing); (was,): whether the path was a file, for a path import
+# resolution tried in a directory whose own signature was too recent to trust.
 Signature = Optional[Tuple[int, ...]]
 
 
@@ -103,6 +104,19 @@ def signature(path: str) -> Signature:
     except (OSError, ValueError):
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def listing(directory: str) -> Optional[str]:
+    """A digest of the names in a directory that import resolution can find (`*.py` files,
+    subdirectories): a log file or a cache created beside them changes the directory's
+    stat, not this."""
+    try:
+        with os.scandir(directory) as scan:
+            names = sorted(e.name + "/" if e.is_dir() else e.name for e in scan
+                           if e.name.endswith(".py") or e.is_dir())
+    except OSError:
+        return None
+    return hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -129,8 +143,9 @@ class StatIndex:
     A file whose signatures all still match is answered without being read: from the
     content entry its basis names, or with nothing to report. One JSON file with a
     checksum, written atomically; a missing, corrupt or foreign index counts as empty.
-    A directory import resolution searched counts by its signature: a module created or
-    removed there changes it. A signature is trusted only when its mtime is RACY_NS older
+    A directory import resolution searched counts by its stat or, when that changed, by
+    the names in it that imports can find (a module created or removed there changes them,
+    a log file does not). A signature is trusted only when its mtime is RACY_NS older
     than the moment the check began reading, so a file changed twice within one timestamp
     tick is never taken for unchanged; a directory changed that recently (the project root
     that just received .zgcheck_cache) counts by the probes made in it instead. Signatures
@@ -187,14 +202,30 @@ class StatIndex:
         for i in entry[1]:
             if holds[i] is None:
                 holds[i] = self._holds(*self._versions[i])
+                self._refresh(i)
             if not holds[i]:
                 return None
         return Basis(key=entry[2])
 
+    def _refresh(self, i: int) -> None:
+        """A directory whose stat changed while its listing did not: record the new stat (if
+        old enough to trust), so later runs need not list it again."""
+        path, sig = self._versions[i]
+        now = self.current(path)
+        if self._holding[i] and sig is not None and len(sig) == 4 and now != sig[:3] and \
+                now is not None and now[0] < self.started - RACY_NS:
+            del self._ids[(path, sig)]
+            self._versions[i] = (path, now + sig[3:])
+            self._ids[self._versions[i]] = i
+            self._changed = True
+
     def _holds(self, path: str, sig: Signature) -> bool:
-        if sig is not None and len(sig) == 1:
+        if sig is None or len(sig) == 3:
+            return self.current(path) == sig
+        if len(sig) == 1:
             return os.path.isfile(path) == sig[0]
-        return self.current(path) == sig
+        now = self.current(path)  # a directory: its stat, else the names imports can find in it
+        return now == sig[:3] or (now is not None and listing(path) == sig[3])
 
     def record(self, path: str, config: str, basis: Basis) -> None:
         """path's verdict rests on basis: remember it, unless a signature is too recent to trust."""
@@ -211,7 +242,10 @@ class StatIndex:
             searched.setdefault(self._existing(os.path.dirname(probe)), []).append((probe, was))
         for directory, probes in searched.items():
             sig = self.current(directory)
-            versions.extend([(p, (was,)) for p, was in probes] if recent(sig) else [(directory, sig)])
+            if recent(sig):
+                versions.extend((p, (was,)) for p, was in probes)
+            else:
+                versions.append((directory, sig if sig is None else sig + (listing(directory),)))
         ids = dict.fromkeys(self._intern(v) for v in versions)
         self._entries[(self.cwd, path)] = (config, list(ids), basis.key)
 
@@ -242,9 +276,12 @@ class StatIndex:
 
 
 def _version(value: Any) -> Tuple[str, Signature]:
-    _expect(isinstance(value, list) and len(value) in (1, 2, 4), "expected [path, signature...]")
+    _expect(isinstance(value, list) and len(value) in (1, 2, 4, 5), "expected [path, signature...]")
     if len(value) == 2:
         return _str(value[0]), (_bool(value[1]),)
+    if len(value) == 5:
+        *stat, digest = value
+        return _version(stat)[0], _version(stat)[1] + (_str(digest),)
     _expect(all(isinstance(n, int) and not isinstance(n, bool) for n in value[1:]), "expected integers")
     return _str(value[0]), (tuple(value[1:]) or None)
 
