@@ -136,6 +136,7 @@ class Basis:
         found = {os.path.abspath(f) for f in files} | {p for p, was in probes.items() if was}
         return cls(tuple(sorted(found)), tuple(sorted(probes.items())), key, read_at)
 
+
 class StatIndex:
     """(working directory, path as named) -> the basis of the file's last verdict, with the
     stat signature of the file and of every path in the basis, for one tool fingerprint.
@@ -161,6 +162,7 @@ class StatIndex:
         # (cwd, path) -> (config fingerprint, version ids with the file's own first, entry key)
         self._entries: Dict[Tuple[str, str], Tuple[str, List[int], Optional[str]]] = {}
         self._now: Dict[str, Signature] = {}  # this run's signatures, each path stat'ed once
+        self._listings: Dict[str, Optional[str]] = {}  # and listings, each directory listed once
         self._holding: List[Optional[bool]] = []  # per version: does it still hold (None: not asked yet)
         self._changed = False
 
@@ -172,11 +174,14 @@ class StatIndex:
             if data is None or data.get("tool") != tool:  # none yet, or another zgcheck's
                 return index
             index._versions = [_version(v) for v in _list(data.get("versions"))]
-            for entry in _list(data.get("entries")):
-                cwd, path, config, ids, key = _fields(entry, 5)
-                _expect(all(isinstance(i, int) and 0 <= i < len(index._versions) for i in _list(ids)) and ids,
-                        "bad version ids")
-                index._entries[(_str(cwd), _str(path))] = (_str(config), ids, None if key is None else _str(key))
+            count = len(index._versions)
+            for group in _list(data.get("groups")):  # the entries of one working directory and configuration
+                cwd, config, entries = _fields(group, 3)
+                cwd, config = _str(cwd), _str(config)
+                for entry in _list(entries):
+                    path, ids, key = _fields(entry, 3)
+                    _expect(bool(_list(ids)) and all(type(i) is int and 0 <= i < count for i in ids), "bad ids")
+                    index._entries[(cwd, _str(path))] = (config, ids, None if key is None else _str(key))
         except (Invalid, ValueError, TypeError, RecursionError) as err:
             sys.stderr.write(f"zgcheck: discarded a bad cache index {index.path} ({err}); rebuilding it\n")
             sys.stderr.flush()
@@ -225,12 +230,20 @@ class StatIndex:
         if len(sig) == 1:
             return os.path.isfile(path) == sig[0]
         now = self.current(path)  # a directory: its stat, else the names imports can find in it
-        return now == sig[:3] or (now is not None and listing(path) == sig[3])
+        return now == sig[:3] or (now is not None and self._listing(path) == sig[3])
+
+    def _listing(self, directory: str) -> Optional[str]:
+        if directory not in self._listings:
+            self._listings[directory] = listing(directory)
+        return self._listings[directory]
 
     def record(self, path: str, config: str, basis: Basis) -> None:
         """path's verdict rests on basis: remember it, unless a signature is too recent to trust."""
         trusted = (basis.read_at or self.started) - RACY_NS
-        recent = lambda sig: sig is not None and sig[0] > trusted  # noqa: E731
+
+        def recent(sig: Signature) -> bool:
+            return sig is not None and sig[0] > trusted
+
         self._changed = True
         self._entries.pop((self.cwd, path), None)
         files = (os.path.abspath(path),) + basis.files
@@ -245,7 +258,7 @@ class StatIndex:
             if recent(sig):
                 versions.extend((p, (was,)) for p, was in probes)
             else:
-                versions.append((directory, sig if sig is None else sig + (listing(directory),)))
+                versions.append((directory, sig if sig is None else sig + (self._listing(directory),)))
         ids = dict.fromkeys(self._intern(v) for v in versions)
         self._entries[(self.cwd, path)] = (config, list(ids), basis.key)
 
@@ -267,12 +280,13 @@ class StatIndex:
         if not self._changed:
             return
         kept: Dict[Tuple[str, Signature], int] = {}
-        entries = []
+        groups: Dict[Tuple[str, str], list] = {}
         for (cwd, path), (config, ids, key) in self._entries.items():
             ids = [kept.setdefault(self._versions[i], len(kept)) for i in ids]
-            entries.append([cwd, path, config, ids, key])
+            groups.setdefault((cwd, config), []).append([path, ids, key])
         versions = [[p, *sig] if sig is not None else [p] for p, sig in kept]
-        _write(self.path, {"format": INDEX_FORMAT, "tool": self.tool, "versions": versions, "entries": entries})
+        _write(self.path, {"format": INDEX_FORMAT, "tool": self.tool, "versions": versions,
+                           "groups": [[cwd, config, entries] for (cwd, config), entries in groups.items()]})
 
 
 def _version(value: Any) -> Tuple[str, Signature]:
