@@ -190,6 +190,9 @@ class StatIndex:
         index._holding = [None] * len(index._versions)
         return index
 
+    def _absolute(self, path: str) -> str:
+        return os.path.normpath(os.path.join(self.cwd, path))  # abspath, without a getcwd each time
+
     def current(self, path: str) -> Signature:
         if path not in self._now:
             self._now[path] = signature(path)
@@ -199,7 +202,7 @@ class StatIndex:
         """The basis of path's recorded verdict if the file and everything in the basis are
         unchanged (and the configuration is the same); else None. Stats path either way,
         before anything reads it, for `record`."""
-        own = self.current(os.path.abspath(path))
+        own = self.current(self._absolute(path))
         entry = self._entries.get((self.cwd, path))
         if entry is None or entry[0] != config or own is None:
             return None
@@ -246,7 +249,7 @@ class StatIndex:
 
         self._changed = True
         self._entries.pop((self.cwd, path), None)
-        files = (os.path.abspath(path),) + basis.files
+        files = (self._absolute(path),) + basis.files
         versions = [(p, self.current(p)) for p in files]  # the file's own was taken before it was read
         if versions[0][1] is None or any(recent(sig) for _, sig in versions):
             return
@@ -290,14 +293,12 @@ class StatIndex:
 
 
 def _version(value: Any) -> Tuple[str, Signature]:
-    _expect(isinstance(value, list) and len(value) in (1, 2, 4, 5), "expected [path, signature...]")
+    """[path], [path, was], [path, mtime, size, inode] or [path, mtime, size, inode, listing]."""
+    _expect(type(value) is list and len(value) in (1, 2, 4, 5) and type(value[0]) is str, "bad version")
     if len(value) == 2:
-        return _str(value[0]), (_bool(value[1]),)
-    if len(value) == 5:
-        *stat, digest = value
-        return _version(stat)[0], _version(stat)[1] + (_str(digest),)
-    _expect(all(isinstance(n, int) and not isinstance(n, bool) for n in value[1:]), "expected integers")
-    return _str(value[0]), (tuple(value[1:]) or None)
+        return value[0], (_bool(value[1]),)
+    _expect(set(map(type, value[1:4])) <= {int} and (len(value) < 5 or type(value[4]) is str), "bad signature")
+    return value[0], (tuple(value[1:]) or None)
 
 
 def _plain(d: Diagnostic) -> dict:

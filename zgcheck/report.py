@@ -28,13 +28,15 @@ def at_call_sites(diagnostics: Iterable[Diagnostic], named: Iterable[str]) -> Li
     """A finding inside a file that was not named (an imported helper) is reported at the call
     in the named file that reached it, with a note pointing at the helper: a commit is then
     blocked only by the code it touches. Findings in named files stay where they are."""
-    named = {os.path.normcase(os.path.abspath(p)) for p in named}
-    out = []
+    out, absolute = [], None
     for d in diagnostics:
         call = next((r for r in d.related if r.message.startswith(CALL_ROLE + ": ")), None)
         if call is None:
             out.append(d)
-        elif os.path.normcase(os.path.abspath(d.path)) in named:  # stays in the helper
+            continue
+        if absolute is None:  # only when a finding was reached through a call
+            absolute = {os.path.normcase(os.path.abspath(p)) for p in named}
+        if os.path.normcase(os.path.abspath(d.path)) in absolute:  # stays in the helper
             out.append(replace(d, related=tuple(r for r in d.related if not r.message.startswith(HELPER_ROLE + ": "))))
         else:
             out.append(replace(d, path=call.path, span=call.span, cell=call.cell, fix=None,
