@@ -45,10 +45,12 @@ def diagnose(text: str, path: str, config: Config, with_fixes: bool = True,
     `workspace` holds the other files the analysis reads (imported helpers) and
     records them, so a cached result can be invalidated when one changes."""
     try:
-        parsed = sourcemod.parse(text, path)
+        workspace = workspace or Workspace(config.tables)
+        parsed = workspace.parse(text, path)
+        if parsed is None:  # nothing there can reach a backward call
+            return []
         if isinstance(parsed, Diagnostic):
             return [parsed]
-        workspace = workspace or Workspace(config.tables)
         findings = analyse(parsed, workspace)
         edits = fixes.SourceEdits(parsed) if with_fixes and findings else None
         return sorted((to_diagnostic(f, edits, workspace.own) for f in findings), key=Diagnostic.sort_key)

@@ -17,7 +17,7 @@ import re
 import sys
 import tokenize
 import warnings
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, Tuple
 
 NEWLINE = re.compile(r"\r\n?|\n")
 LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+$")  # a line as CPython counts them, ending kept
@@ -68,6 +68,27 @@ def refusal(text: str, probe: bool = False) -> Tuple[Optional[Tuple[int, int, st
     finally:
         sys.setrecursionlimit(old_limit)
     return None, deep
+
+
+def outline(text: str) -> Optional[ast.Module]:
+    """CPython's ast of the source, or None where its parser refuses it (`refusal` says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return compile(text[1:] if text.startswith("\ufeff") else text, "<outline>", "exec",
+                           ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def calls_any(tree: ast.AST, attrs: FrozenSet[str]) -> bool:
+    """Whether the tree calls `x.attr(...)` or `attr(...)` for one of attrs."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr in attrs or isinstance(func, ast.Name) and func.id in attrs:
+                return True
+    return False
 
 
 def _stack_depth() -> int:

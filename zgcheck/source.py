@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Tuple, TypeVar, Union
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 import libcst as cst
 from libcst._nodes.internal import CodegenState
@@ -35,6 +35,8 @@ class ParsedSource:
     path: str
     module: cst.Module
     positions: Dict[cst.CSTNode, object]  # node -> libcst CodeRange
+    code: str = ""  # what libcst parsed (module.code, without generating it again)
+    tree: Optional[ast.Module] = None  # CPython's ast of the text, for whoever reads it first
 
     def span(self, node: cst.CSTNode) -> Span:
         rng = self.positions[node]
@@ -82,18 +84,30 @@ def with_deep_stack(fn: Callable[..., T], *args) -> T:
     return value
 
 
-def parse(text: str, path: str) -> Union[ParsedSource, Diagnostic]:
-    """Parse decoded source text; positions are over that text.
+# (tree, text) -> the text libcst should parse (same lines), or None: nothing there to analyse.
+Prune = Callable[[ast.Module, str], Optional[str]]
+
+
+def parse(text: str, path: str, prune: Optional[Prune] = None) -> Union[ParsedSource, Diagnostic, None]:
+    """Parse decoded source text; positions are over that text. None: `prune` found nothing
+    there that the analysis could use.
 
     Source CPython refuses is ZG901 before libcst sees it. libcst parses a copy of
-    the text with the same lines (screen.libcst_copy): form feeds become spaces (a
-    statement's indentation keeps only what follows its last form feed, as CPython
-    counts it, and the line's positions are mapped back), long blank or comment runs
-    become one string, call-free statements that nest very deep become `pass`."""
+    the text with the same lines (screen.libcst_copy): `prune` blanks definitions the
+    analysis cannot use, form feeds become spaces (a statement's indentation keeps
+    only what follows its last form feed, as CPython counts it, and the line's
+    positions are mapped back), long blank or comment runs become one string,
+    call-free statements that nest very deep become `pass`."""
+    tree = cpython.outline(text)
+    kept = text
+    if tree is not None and prune is not None:
+        kept = prune(tree, text)
+        if kept is None:
+            return None
     refused, deep = cpython.refusal(text, probe=threading.current_thread().name == DEEP_THREAD)
     if refused is not None:
         return tool_diagnostic(PARSE_ERROR, path, f"cannot parse: {refused[2]}", refused[0], refused[1])
-    copy, shifts = cpython.libcst_copy(text, deep)
+    copy, shifts = cpython.libcst_copy(kept, deep)
     for attempt in range(cpython.LEFT_OUT + 1):
         try:
             module = cst.parse_module(copy)
@@ -110,7 +124,7 @@ def parse(text: str, path: str) -> Union[ParsedSource, Diagnostic]:
         except RecursionError:
             return tool_diagnostic(PARSE_ERROR, path, "cannot parse: nesting too deep")
     try:
-        return ParsedSource(path, module, _shifted(positions_of(module), shifts))
+        return ParsedSource(path, module, _shifted(positions_of(module), shifts), copy, tree)
     except RecursionError:
         return tool_diagnostic(PARSE_ERROR, path, "cannot analyse: expressions nested too deeply")
 

@@ -13,13 +13,20 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Set, Tuple
 
-import libcst as cst
 
-from ..recognise import Tables, dotted, gate
+from .. import screen
+from ..recognise import Tables, gate
 
 MAX_MODULE_BYTES = 1_000_000
+# Per process: (path, stamp, backward pattern) -> whether that file can reach a backward call.
+_REACHES: Dict[tuple, bool] = {}
+_REACHES_LIMIT = 10_000
+_HEADER = re.compile(rb"(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)")
+_CODE_LINE = re.compile(rb"^([ \t]*)([^\s#])", re.M)
+_CALLED = re.compile(rb"(?:(?<![\w.])|(?<=\bself\.))([A-Za-z_]\w*)\s*\(")
+_DEF_NAME = re.compile(rb"^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
 
 
 _IMPORT_LINE = re.compile(rb"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+\(?([\w, \t]+)|import[ \t]+([\w., \t]+))",
@@ -27,42 +34,47 @@ _IMPORT_LINE = re.compile(rb"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+
 
 
 def imports_project_helper(path: str, data: bytes, project: "Files") -> bool:
-    """On bytes only: does this file import a name that another project file defines
-    next to an event? Such a file is worth parsing though it holds no backward."""
+    """On bytes: does this file import a name that another project file defines next to an
+    event, from a file that can reach a backward call? Such a file is worth parsing though
+    it holds no backward itself; without one reachable, nothing it calls can find anything."""
+    for target, names in _from_imports(path, data, project):
+        if any(project.may_define(target, name) and project.reaches_backward(target, name) for name, _ in names):
+            return True
+    return False
+
+
+def _from_imports(path: str, data: bytes, project: "Files") -> Iterator[Tuple[str, List[Tuple[str, bytes]]]]:
+    """(project file, [(name, local name)] imported from it) of each `from ... import ...` line."""
     for match in _IMPORT_LINE.finditer(data):
         dots, module, names, plain = match.groups()
         if plain is not None:
             # `import pkg` names no helper: a module mentioning an event anywhere (even in a
             # doctest, as torch/__init__.py does) would send every importer to the parser.
             continue
-        level = len(dots)
         parts = tuple(p for p in module.decode(errors="replace").split(".") if p)
-        target = project.module_file(path, level, parts)
-        for item in names.decode(errors="replace").split(","):
-            name = item.split(" as ")[0].strip()
-            if not name:
-                continue
-            if target and project.may_define(target, name):
-                return True
-
-    return False
+        target = project.module_file(path, len(dots), parts)
+        if target:
+            pairs = [(item.split(b" as ")[0].strip(), item.split(b" as ")[-1].strip()) for item in names.split(b",")]
+            yield target, [(name.decode(errors="replace"), local) for name, local in pairs if name]
 
 
-def _block(data: bytes, name: str) -> bytes:
-    """The source of every `def name` / `class name` in data: its line and the deeper-indented
-    lines after it (a text approximation, good enough for a gate)."""
-    out = []
-    for match in re.finditer(rb"^([ \t]*)(?:async[ \t]+)?(?:def|class)[ \t]+" + re.escape(name.encode()) + rb"\b",
-                             data, re.M):
-        indent = len(match.group(1))
-        start = data.find(b"\n", match.end()) + 1 or len(data)
-        end = len(data)
-        for line in re.finditer(rb"^([ \t]*)([^\s#])", data[start:], re.M):
-            if len(line.group(1)) <= indent and line.group(2) not in b")]}":
-                end = start + line.start()
-                break
-        out.append(data[match.start():end])
-    return b"".join(out)
+def _blocks(data: bytes) -> Dict[bytes, List[Tuple[int, int]]]:
+    """name -> spans of its `def` / `class` blocks: the header line and the deeper-indented
+    lines after it (a text approximation, good enough for a gate), for every header at once."""
+    out: Dict[bytes, List[Tuple[int, int]]] = {}
+    open_: List[Tuple[int, bytes, int]] = []  # (indent, name, start) of blocks not yet closed
+    for line in _CODE_LINE.finditer(data):
+        indent = len(line.group(1))
+        if line.group(2) not in b")]}":
+            while open_ and indent <= open_[-1][0]:
+                depth, name, start = open_.pop()
+                out.setdefault(name, []).append((start, line.start()))
+        header = _HEADER.match(data, line.start(2))
+        if header is not None:
+            open_.append((indent, header.group(1), line.start()))
+    for _, name, start in open_:
+        out.setdefault(name, []).append((start, len(data)))
+    return out
 
 
 class Import:
@@ -72,34 +84,6 @@ class Import:
 
     def __init__(self, level: int, parts: Tuple[str, ...], name: Optional[str]):
         self.level, self.parts, self.name = level, parts, name
-
-
-def collect_imports(body: Sequence[cst.CSTNode]) -> Dict[str, Import]:
-    """Local name -> what it imports, for a module's top-level import statements."""
-    out: Dict[str, Import] = {}
-    for stmt in body:
-        if isinstance(stmt, (cst.If, cst.Try)):
-            out.update(collect_imports(stmt.body.body))
-            continue
-        if not isinstance(stmt, cst.SimpleStatementLine):
-            continue
-        for small in stmt.body:
-            if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
-                parts = tuple((dotted(small.module) or "").split(".")) if small.module else ()
-                parts = tuple(p for p in parts if p)
-                for alias in small.names:
-                    name = dotted(alias.name)
-                    local = dotted(alias.asname.name) if alias.asname else name
-                    if name and local:
-                        out[local] = Import(len(small.relative), parts, name)
-            elif isinstance(small, cst.Import):
-                for alias in small.names:
-                    name = dotted(alias.name) or ""
-                    if alias.asname:
-                        out[dotted(alias.asname.name) or name] = Import(0, tuple(name.split(".")), None)
-                    elif name:
-                        out[name.split(".")[0]] = Import(0, (name.split(".")[0],), None)
-    return out
 
 
 def _stamp(path: str) -> Optional[Tuple[int, int]]:
@@ -116,6 +100,9 @@ class Files:
 
     def __init__(self, tables: Tables):
         self.event = gate(tables).event
+        self.backward = gate(tables).backward
+        self.backward_attrs = tables.backward_attrs
+        self._block_index: Dict[str, Dict[bytes, List[Tuple[int, int]]]] = {}
         self._defines: Dict[Tuple[str, str], bool] = {}
         self.bytes: Dict[str, Optional[bytes]] = {}
         self._stamps: Dict[str, Optional[Tuple[int, int]]] = {}
@@ -191,10 +178,66 @@ class Files:
         path = self.module_file(importer, imp.level, imp.parts)
         return (path, imp.name) if path else None
 
+    def reaches_backward(self, path: str, name: str) -> bool:
+        """Whether `name` (a function or class of the file) can reach a backward call: one in
+        its source that CPython's ast confirms (not a docstring's), or in what it names, in
+        this file or imported from another project file, transitively. On bytes otherwise."""
+        key = (path, _stamp(path), name, self.backward.pattern)
+        if key not in _REACHES:
+            if len(_REACHES) >= _REACHES_LIMIT:
+                _REACHES.clear()
+            _REACHES[key] = False  # a cycle back here adds nothing
+            _REACHES[key] = self._reaches_backward(path, name)
+        return _REACHES[key]
+
+    def _reaches_backward(self, path: str, name: str) -> bool:
+        data = self.read(path)
+        if data is None:
+            return False
+        blocks = self._blocks(path, data)
+        imported = {local: (target, imported) for target, names in _from_imports(path, data, self)
+                    for imported, local in names}
+        todo, seen = [name.encode()], {name.encode()}
+        while todo:
+            for start, end in blocks.get(todo.pop(), ()):
+                block = data[start:end]
+                # Followed as the analysis follows calls: `f(...)`, `Class(...)`, `self.m(...)`.
+                for ident in set(_CALLED.findall(block)) - seen:
+                    seen.add(ident)
+                    if ident in blocks:
+                        todo.append(ident)
+                    elif ident in imported and self.reaches_backward(*imported[ident]):
+                        return True
+                if self.backward.search(block) and self._calls_backward(data, block):
+                    return True
+        return False
+
+    def _block(self, path: str, name: str) -> bytes:
+        """The source of every `def name` / `class name` in the file."""
+        data = self.read(path)
+        if data is None:
+            return b""
+        return b"".join(data[start:end] for start, end in self._blocks(path, data).get(name.encode(), ()))
+
+    def _blocks(self, path: str, data: bytes) -> Dict[bytes, List[Tuple[int, int]]]:
+        """name -> (start, end) of every `def name` / `class name` in data, in one pass."""
+        if path not in self._block_index:
+            self._block_index[path] = _blocks(data)
+        return self._block_index[path]
+
+    def _calls_backward(self, data: bytes, block: bytes) -> bool:
+        tree = screen.outline(block.decode("utf-8", "replace"))
+        if tree is None:  # a block cut out of its file may not parse alone: the whole file decides
+            tree = screen.outline(data.decode("utf-8", "replace"))
+        return tree is None or screen.calls_any(tree, self.backward_attrs)
+
+    def methods(self, path: str, name: str) -> Set[str]:
+        """Names of the functions in the source of `def name` / `class name` (bytes only)."""
+        return {m.decode() for m in _DEF_NAME.findall(self._block(path, name))}
+
     def may_define(self, path: str, name: str) -> bool:
         """Cheap, on bytes: does the file define `name` with an event shape in its body?"""
         key = (path, name)
         if key not in self._defines:
-            data = self.read(path)
-            self._defines[key] = data is not None and self.event.search(_block(data, name)) is not None
+            self._defines[key] = self.event.search(self._block(path, name)) is not None
         return self._defines[key]

@@ -10,7 +10,6 @@ is (that is `resolve`) and never runs a dataflow (that is `engine`).
 from __future__ import annotations
 
 import os
-import re
 from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
@@ -25,14 +24,13 @@ from ..statements import direct_defs, flatten_top, function_defs
 from ..types import Event, EventKind
 from . import cfg as cfgmod
 from . import objects
-from .imports import Files, collect_imports
+from .imports import Files
+from .prune import HOOK_TEXT, IDENTIFIER, Pruner, imports_of, spread
 from .units import Unit
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_HOOK_TEXT = re.compile(r"register_(?:step_pre|step_post|post_accumulate_grad)_hook")
-# Shared by every check in a worker process: (path, mtime, size, tables, relative) -> Module.
+# Shared by every check in a worker process: (path, wanted, mtime, size, tables, relative) -> Module.
 _STORE: Dict[tuple, "Module"] = {}
-_STORE_LIMIT = 64
+_STORE_LIMIT = 256
 
 
 class Workspace:
@@ -44,25 +42,33 @@ class Workspace:
         self.files = files or Files(tables)
         self.own = own
         self.relative = True  # set from the checked file: show other paths like it
+        self.pruner = Pruner(recognise.gate(tables).relevant_text, tables.backward_attrs, self.files)
 
-    def module(self, path: str) -> Optional["Module"]:
-        """The Module of a project file on disk (absolute path), or None if unreadable."""
+    def parse(self, text: str, path: str, checked: bool = True, wanted: Optional[str] = None):
+        """source.parse of a file's text, blanking what the analysis of it cannot use (of a
+        helper's file, what `wanted` cannot reach); None if a checked file can hold no finding."""
+        return sourcemod.parse(text, path, lambda tree, kept: self.pruner(
+            os.path.abspath(path), kept, tree, checked, wanted))
+
+    def module(self, path: str, wanted: str) -> Optional["Module"]:
+        """The Module of a project file on disk (absolute path) as far as its function or class
+        `wanted` reaches, or None if unreadable."""
         if self.own is not None and os.path.abspath(self.own.path) == path:
             return self.own
         try:
             st = os.stat(path)
         except OSError:
             return None
-        key = (path, st.st_mtime_ns, st.st_size, self.tables, self.relative)
+        key = (path, wanted, st.st_mtime_ns, st.st_size, self.tables, self.relative)
         if key in _STORE and _STORE[key] is not None and not _STORE[key].current(set()):
             del _STORE[key]  # a file it read (a helper's helper) changed since
         if key not in _STORE:
             if len(_STORE) >= _STORE_LIMIT:
                 _STORE.pop(next(iter(_STORE)))
-            _STORE[key] = self._load(path)
+            _STORE[key] = self._load(path, wanted)
         return _STORE[key]
 
-    def _load(self, path: str) -> Optional["Module"]:
+    def _load(self, path: str, wanted: str) -> Optional["Module"]:
         shared = Workspace(self.tables)  # its own reads, so it can tell when they change
         shared.relative = self.relative
         data = shared.files.read(path)
@@ -72,7 +78,7 @@ class Workspace:
         if self.relative and not os.path.relpath(path).startswith(".."):
             shown = os.path.relpath(path)
         decoded = sourcemod.decode(data, shown)
-        parsed = sourcemod.parse(decoded[0], shown) if isinstance(decoded, tuple) else None
+        parsed = shared.parse(decoded[0], shown, checked=False, wanted=wanted) if isinstance(decoded, tuple) else None
         if not isinstance(parsed, ParsedSource):
             return None
         return Module(parsed, shared)
@@ -116,13 +122,15 @@ class Module:
         self.path = parsed.path
         self.tables = workspace.tables
         self.workspace = workspace
-        self.imports = collect_imports(parsed.module.body)
-        self.lines = NEWLINE.split(parsed.module.code)  # as CPython counts lines: no \f, \u2028
+        self.imports = imports_of(parsed.tree) if parsed.tree is not None else {}
+        parsed.tree = None  # nothing else reads it; a helper's Module lives on in the store
+        self.lines = NEWLINE.split(parsed.code)  # as CPython counts lines: no \f, \u2028
         self.gate = recognise.gate(self.tables)
         self.class_bases: Dict[str, Tuple[str, ...]] = {}
         self.factories: Dict[str, Tuple[str, ...]] = {}  # function -> the callees its returns call
         self.module_bindings: Dict[str, Binding] = {}
-        self.class_bindings: Dict[str, Dict[str, Binding]] = {}
+        self.class_nodes: Dict[str, cst.ClassDef] = {}  # classes with a relevant method
+        self._class_bindings: Dict[str, Dict[str, Binding]] = {}
         self.functions: Dict[str, Unit] = {}
         self.methods: Dict[Tuple[str, str], Unit] = {}
         self.units: List[Unit] = []
@@ -143,7 +151,7 @@ class Module:
     def _collect(self) -> None:
         module = self.parsed.module
         self.module_bindings = collect_bindings(module, self.tables)
-        self.top = Unit("<module>", module, module.body, (), None, self, bindings=self.module_bindings)
+        self.top = Unit("<module>", module, module.body, (), None, self)
         self.units.append(self.top)
         for stmt in flatten_top(module.body):
             if isinstance(stmt, cst.ClassDef):
@@ -155,7 +163,7 @@ class Module:
                 if made:
                     self.factories[stmt.name.value] = made
         self.relevant = self._relevant_defs()
-        self.hooks = recognise.hook_registrations(module) if _HOOK_TEXT.search(module.code) else {}
+        self.hooks = recognise.hook_registrations(module) if HOOK_TEXT.search(self.parsed.code) else {}
         for stmt in direct_defs(module.body):  # also those defined inside a top-level loop
             if stmt in self.relevant:
                 self.functions[stmt.name.value] = self._unit(stmt, stmt.name.value, None, None)
@@ -165,14 +173,14 @@ class Module:
                 methods = [m for m in stmt.body.body if isinstance(m, cst.FunctionDef)]
                 if not any(m in self.relevant for m in methods):
                     continue
-                self.class_bindings[cls] = collect_bindings(stmt, self.tables, self_only=True, descend=True)
+                self.class_nodes[cls] = stmt
                 for item in methods:
                     if item in self.relevant:
                         self.methods[(cls, item.name.value)] = self._unit(item, f"{cls}.{item.name.value}", cls, None)
 
     def source_of(self, unit: Unit) -> str:
         """The unit's source lines, as written."""
-        return self.parsed.module.code if unit.is_top_level else self._text(unit.node)
+        return self.parsed.code if unit.is_top_level else self._text(unit.node)
 
     def _text(self, node: cst.CSTNode) -> str:
         span = self.parsed.span(node)
@@ -189,7 +197,7 @@ class Module:
         for node in function_defs(self.parsed.module.body):
             self.def_names.add(node.name.value)
             text = self._text(node)
-            defs[node] = set(_IDENTIFIER.findall(text))
+            defs[node] = set(IDENTIFIER.findall(text))
             if self.gate.relevant_text.search(text):
                 relevant.add(node)
         names = {d.name.value for d in relevant}
@@ -202,23 +210,13 @@ class Module:
         # `agent = Agent()` reaches Agent's relevant methods: the class name counts too.
         owner = {m: stmt.name.value for stmt in flatten_top(self.parsed.module.body)
                  if isinstance(stmt, cst.ClassDef) for m in stmt.body.body if isinstance(m, cst.FunctionDef)}
-        names |= {owner[d] for d in relevant if d in owner}
-        changed = True
-        while changed:
-            changed = False
-            for node, idents in defs.items():
-                if node not in relevant and idents & names:
-                    relevant.add(node)
-                    names.add(node.name.value)
-                    names.add(owner.get(node, node.name.value))
-                    changed = True
+        spread(defs, relevant, names, lambda node: (node.name.value, owner.get(node, node.name.value)))
         return relevant
 
     def _unit(self, node: cst.FunctionDef, name: str, cls: Optional[str], parent: Optional[Unit]) -> Unit:
         params = tuple(p.name.value for p in (*node.params.posonly_params, *node.params.params))
         body = node.body.body if isinstance(node.body, cst.IndentedBlock) else [node.body]
-        unit = Unit(name, node, body, params, cls, self, parent,
-                    bindings=collect_bindings(node, self.tables))
+        unit = Unit(name, node, body, params, cls, self, parent)
         if isinstance(node.params.star_arg, cst.Param):
             unit.star = node.params.star_arg.name.value
         for stmt in direct_defs(unit.body):  # closures, also those defined inside a loop
@@ -227,13 +225,24 @@ class Module:
         self.units.append(unit)
         return unit
 
+    def class_bindings(self, cls: str) -> Dict[str, Binding]:
+        """`self.x` bindings of any method of a class with a relevant method (collected when asked)."""
+        if cls not in self._class_bindings:
+            node = self.class_nodes.get(cls)
+            self._class_bindings[cls] = {} if node is None else \
+                collect_bindings(node, self.tables, self_only=True, descend=True)
+        return self._class_bindings[cls]
+
+    def bindings_of(self, unit: Unit) -> Dict[str, Binding]:
+        return self.module_bindings if unit.is_top_level else collect_bindings(unit.node, self.tables)
+
     def lookup(self, text: str, unit: Unit) -> Optional[Binding]:
         """What `text` was bound to, seen from unit: its own scope, enclosing ones, the class, the module."""
         for u in unit.enclosing():
             if text in u.bindings:
                 return u.bindings[text]
         if text.startswith("self.") and unit.cls:
-            found = self.class_bindings.get(unit.cls, {}).get(text)
+            found = self.class_bindings(unit.cls).get(text)
             if found is not None:
                 return found
         return self.module_bindings.get(text)
@@ -294,7 +303,7 @@ class Module:
         """Another project file's Module, if it may define name next to an event."""
         if not self.workspace.files.may_define(path, name):
             return None
-        other = self.workspace.module(os.path.abspath(path))
+        other = self.workspace.module(os.path.abspath(path), name)
         if other is not None and other is not self:
             self.imported[other.path] = other
             return other

@@ -9,6 +9,7 @@ resolves a name itself.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, FrozenSet, Iterator, Optional, Sequence, Tuple, Union
 
@@ -34,7 +35,6 @@ class Unit:
     module: "Module"  # the analysis of the file the unit is in
     parent: Optional["Unit"] = None  # enclosing unit, for closures
     nested: Dict[str, "Unit"] = field(default_factory=dict)
-    bindings: Dict[str, Binding] = field(default_factory=dict)
     graph: Optional[CFG] = None
     events: Dict[int, Tuple[Event, ...]] = field(default_factory=dict)
     star: Optional[str] = None  # the `*args` parameter, bound to the extra arguments as a tuple
@@ -42,6 +42,12 @@ class Unit:
     @property
     def path(self) -> str:
         return self.module.path
+
+    @functools.cached_property
+    def bindings(self) -> Dict[str, Binding]:
+        """What its names were bound to; collected when first asked (most units of a helper's
+        file are never reached)."""
+        return self.module.bindings_of(self)
 
     @property
     def key(self) -> Key:
