@@ -187,3 +187,22 @@ def test_a_file_imports_cannot_find_leaves_the_directory_warm(project, processed
         os.utime(directory, (LATER, LATER))
     processed.clear()
     assert check(".")[1] == cold[1] and processed == []
+
+
+def test_a_helper_of_a_helper_invalidates_a_file_the_gate_left_out(project, processed):
+    # a.py and z.py call f from b.py, which steps and calls g from c.py: only when g reaches
+    # a backward call do they pass the gate, so their verdicts rest on c.py too (z.py's
+    # gate reuses what a.py's found).
+    for name in ("a.py", "z.py"):
+        (project / name).write_text("from b import f\n\nfor batch in range(3):\n    f(batch)\n")
+    (project / "b.py").write_text("from c import g\n\n\ndef f(m):\n    g(m)\n    m.opt.step()\n")
+    (project / "c.py").write_text("def g(m):\n    pass\n")
+    backdate(project)
+    check("a.py", "z.py")
+    processed.clear()
+    check("a.py", "z.py")
+    assert processed == []
+    (project / "c.py").write_text("def g(m):\n    m.loss.backward()\n")
+    backdate(project / "c.py", LATER)
+    check("a.py", "z.py")
+    assert processed == ["a.py", "z.py"]

@@ -21,7 +21,7 @@ from ..recognise import Tables, gate
 
 MAX_MODULE_BYTES = 1_000_000
 # Per process: (path, stamp, backward pattern) -> whether that file can reach a backward call.
-_REACHES: Dict[tuple, bool] = {}
+_REACHES: Dict[tuple, Tuple[bool, Dict[str, bool]]] = {}  # -> (answer, the paths it probed)
 _REACHES_LIMIT = 10_000
 _HEADER = re.compile(rb"(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)")
 _CODE_LINE = re.compile(rb"^([ \t]*)([^\s#])", re.M)
@@ -186,9 +186,16 @@ class Files:
         if key not in _REACHES:
             if len(_REACHES) >= _REACHES_LIMIT:
                 _REACHES.clear()
-            _REACHES[key] = False  # a cycle back here adds nothing
-            _REACHES[key] = self._reaches_backward(path, name)
-        return _REACHES[key]
+            _REACHES[key] = (False, {})  # a cycle back here adds nothing
+            outer, self.probes = self.probes, {}
+            try:
+                reaches = self._reaches_backward(path, name)
+            finally:
+                probes, self.probes = self.probes, outer
+            _REACHES[key] = (reaches, probes)
+        reaches, probes = _REACHES[key]
+        self.probes.update(probes)  # what the answer rests on, however often it is reused
+        return reaches
 
     def _reaches_backward(self, path: str, name: str) -> bool:
         data = self.read(path)
