@@ -19,6 +19,14 @@ BUGGY = textwrap.dedent("""\
         optimizer.step()
     """)
 CLEAN = BUGGY.replace("    loss = model", "    optimizer.zero_grad()\n    loss = model")
+# A helper another file imports: it steps without ever zeroing.
+ENGINE = textwrap.dedent("""\
+    def train_one_epoch(model, optimizer, data):
+        for x in data:
+            loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+    """)
 
 
 def run(*args, input=None, env=None):

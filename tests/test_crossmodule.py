@@ -9,15 +9,8 @@ import pytest
 
 from zgcheck.cli import main
 
-from cli_support import invoke
+from cli_support import ENGINE, invoke
 
-ENGINE = textwrap.dedent("""\
-    def train_one_epoch(model, optimizer, data):
-        for x in data:
-            loss = model(x).sum()
-            loss.backward()
-            optimizer.step()
-    """)
 UTIL = textwrap.dedent("""\
     def zero_grad(params):
         for p in params:

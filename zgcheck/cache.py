@@ -6,6 +6,10 @@ JSON payload that names its own key; reading checks the checksum, the key and
 the type of every field, and anything that fails is a miss, said once on
 stderr. So a truncated, bit-flipped, stale or planted entry costs a re-check,
 never a wrong answer or a crash, and a shared CI cache is as safe as the tree.
+
+In front of those entries, one stat index (`StatIndex`) per cache directory
+answers a run over an unchanged tree without reading, gating or hashing any
+file: see its docstring.
 """
 
 from __future__ import annotations
@@ -14,52 +18,287 @@ import hashlib
 import json
 import os
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .types import Applicability, Diagnostic, Edit, Fix, Related, Span
 
-FORMAT = 1
+FORMAT = 2
 Dependencies = List[Tuple[str, str]]
+Probes = List[Tuple[str, bool]]
 
 
 class Invalid(Exception):
     """The entry is not one this version wrote for this key."""
 
 
-def load(entry: Path, key: str) -> Optional[Tuple[Dependencies, List[Diagnostic]]]:
-    """The entry's (dependencies, diagnostics), or None: missing, or discarded with a note."""
+def load(entry: Path, key: str) -> Optional[Tuple[Dependencies, Probes, List[Diagnostic]]]:
+    """The entry's (dependencies, import probes, diagnostics), or None: missing, or
+    discarded with a note."""
     try:
-        with open(entry, "rb") as handle:
-            blob = handle.read()
-    except OSError:
-        return None
-    try:
-        digest, _, payload = blob.partition(b"\n")
-        if hashlib.sha256(payload).hexdigest().encode() != digest:
-            raise Invalid("checksum mismatch")
-        data = json.loads(payload.decode("utf-8"))
-        _expect(isinstance(data, dict) and data.get("format") == FORMAT, "unknown format")
+        data = _read(entry, FORMAT)
+        if data is None:
+            return None
         _expect(data.get("key") == key, "entry stored under another key")
         dependencies = [(_str(dep), _str(digest)) for dep, digest in _pairs(data.get("dependencies"))]
-        return dependencies, [_diagnostic(d) for d in _list(data.get("diagnostics"))]
+        probes = [(_str(probe), _bool(found)) for probe, found in _pairs(data.get("probes"))]
+        return dependencies, probes, [_diagnostic(d) for d in _list(data.get("diagnostics"))]
     except (Invalid, ValueError, TypeError, RecursionError) as err:  # JSON errors are ValueErrors
         sys.stderr.write(f"zgcheck: discarded a bad cache entry {entry} ({err}); re-checking the file\n")
         return None
 
 
-def store(entry: Path, key: str, dependencies: Sequence[Tuple[str, str]], diagnostics: Sequence[Diagnostic]) -> None:
+def store(entry: Path, key: str, dependencies: Sequence[Tuple[str, str]], probes: Sequence[Tuple[str, bool]],
+          diagnostics: Sequence[Diagnostic]) -> None:
     """Write the entry atomically; a read-only tree is simply not cached."""
-    payload = json.dumps({"format": FORMAT, "key": key, "dependencies": [list(d) for d in dependencies],
-                          "diagnostics": [_plain(d) for d in diagnostics]}, separators=(",", ":")).encode()
+    _write(entry, {"format": FORMAT, "key": key, "dependencies": [list(d) for d in dependencies],
+                   "probes": [list(p) for p in probes], "diagnostics": [_plain(d) for d in diagnostics]})
+
+
+def _read(path: Path, format: int) -> Optional[dict]:
+    """What `_write` wrote, or None if there is nothing; Invalid (or a ValueError, as JSON
+    errors are) if it is damaged or in another format."""
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+        with open(path, "rb") as handle:
+            blob = handle.read()
+    except OSError:
+        return None
+    digest, _, payload = blob.partition(b"\n")
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise Invalid("checksum mismatch")
+    data = json.loads(payload.decode("utf-8"))
+    _expect(isinstance(data, dict) and data.get("format") == format, "unknown format")
+    return data
+
+
+def _write(path: Path, data: dict) -> None:
+    payload = json.dumps(data, separators=(",", ":")).encode()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as handle:
             handle.write(hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
-        os.replace(tmp, entry)
+        os.replace(tmp, path)
     except OSError:
         pass
+
+
+# --- the stat index ---------------------------------------------------------------
+
+INDEX = "index.json"
+INDEX_FORMAT = 1
+# A signature is trusted only when its mtime is this much older than the moment its file was
+# read: a file written twice within the filesystem's timestamp granularity (2 s on FAT) keeps it.
+RACY_NS = 2_000_000_000
+# (mtime_ns, size, inode); None: no such path; for a directory import resolution searched,
+# (mtime_ns, size, inode, listing); (was,): whether the path was a file, for a path import
+# resolution tried in a directory whose own signature was too recent to trust.
+Signature = Optional[Tuple[int, ...]]
+
+
+def signature(path: str) -> Signature:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def listing(directory: str) -> Optional[str]:
+    """A digest of the names in a directory that import resolution can find (`*.py` files,
+    subdirectories): a log file or a cache created beside them changes the directory's
+    stat, not this."""
+    try:
+        with os.scandir(directory) as scan:
+            names = sorted(e.name + "/" if e.is_dir() else e.name for e in scan
+                           if e.name.endswith(".py") or e.is_dir())
+    except OSError:
+        return None
+    return hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What one file's verdict rests on: the other files it read, every path import
+    resolution tried (and whether it was a file), the content entry holding its
+    diagnostics (None: nothing to report), and when the check began reading (time_ns)."""
+
+    files: Tuple[str, ...] = ()
+    probes: Tuple[Tuple[str, bool], ...] = ()
+    key: Optional[str] = None
+    read_at: int = 0
+
+    @classmethod
+    def of(cls, files: Iterable[str], probes: Dict[str, bool], key: Optional[str] = None,
+           read_at: int = 0) -> "Basis":
+        found = {os.path.abspath(f) for f in files} | {p for p, was in probes.items() if was}
+        return cls(tuple(sorted(found)), tuple(sorted(probes.items())), key, read_at)
+
+
+class StatIndex:
+    """(working directory, path as named) -> the basis of the file's last verdict, with the
+    stat signature of the file and of every path in the basis, for one tool fingerprint.
+
+    A file whose signatures all still match is answered without being read: from the
+    content entry its basis names, or with nothing to report. One JSON file with a
+    checksum, written atomically; a missing, corrupt or foreign index counts as empty.
+    A directory import resolution searched counts by its stat or, when that changed, by
+    the names in it that imports can find (a module created or removed there changes them,
+    a log file does not). A signature is trusted only when its mtime is RACY_NS older
+    than the moment the check began reading, so a file changed twice within one timestamp
+    tick is never taken for unchanged; a directory changed that recently (the project root
+    that just received .zgcheck_cache) counts by the probes made in it instead. Signatures
+    are stored as (path, signature) versions: an entry keeps the versions its verdict saw.
+    """
+
+    def __init__(self, path: Path, tool: str):
+        self.path, self.tool = path, tool
+        self.cwd = os.getcwd()
+        self.started = time.time_ns()
+        self._versions: List[Tuple[str, Signature]] = []
+        self._ids: Dict[Tuple[str, Signature], int] = {}
+        # (cwd, path) -> (config fingerprint, version ids with the file's own first, entry key)
+        self._entries: Dict[Tuple[str, str], Tuple[str, List[int], Optional[str]]] = {}
+        self._now: Dict[str, Signature] = {}  # this run's signatures, each path stat'ed once
+        self._listings: Dict[str, Optional[str]] = {}  # and listings, each directory listed once
+        self._holding: List[Optional[bool]] = []  # per version: does it still hold (None: not asked yet)
+        self._changed = False
+
+    @classmethod
+    def load(cls, directory: Path, tool: str) -> "StatIndex":
+        index = cls(directory / INDEX, tool)
+        try:
+            data = _read(index.path, INDEX_FORMAT)
+            if data is None or data.get("tool") != tool:  # none yet, or another zgcheck's
+                return index
+            index._versions = [_version(v) for v in _list(data.get("versions"))]
+            count = len(index._versions)
+            for group in _list(data.get("groups")):  # the entries of one working directory and configuration
+                cwd, config, entries = _fields(group, 3)
+                cwd, config = _str(cwd), _str(config)
+                for entry in _list(entries):
+                    path, ids, key = _fields(entry, 3)
+                    _expect(bool(_list(ids)) and all(type(i) is int and 0 <= i < count for i in ids), "bad ids")
+                    index._entries[(cwd, _str(path))] = (config, ids, None if key is None else _str(key))
+        except (Invalid, ValueError, TypeError, RecursionError) as err:
+            sys.stderr.write(f"zgcheck: discarded a bad cache index {index.path} ({err}); rebuilding it\n")
+            sys.stderr.flush()
+            return cls(directory / INDEX, tool)
+        index._ids = {version: i for i, version in enumerate(index._versions)}
+        index._holding = [None] * len(index._versions)
+        return index
+
+    def _absolute(self, path: str) -> str:
+        return os.path.normpath(os.path.join(self.cwd, path))  # abspath, without a getcwd each time
+
+    def current(self, path: str) -> Signature:
+        if path not in self._now:
+            self._now[path] = signature(path)
+        return self._now[path]
+
+    def lookup(self, path: str, config: str) -> Optional[Basis]:
+        """The basis of path's recorded verdict if the file and everything in the basis are
+        unchanged (and the configuration is the same); else None. Stats path either way,
+        before anything reads it, for `record`."""
+        own = self.current(self._absolute(path))
+        entry = self._entries.get((self.cwd, path))
+        if entry is None or entry[0] != config or own is None:
+            return None
+        holds = self._holding
+        for i in entry[1]:
+            if holds[i] is None:
+                holds[i] = self._holds(*self._versions[i])
+                self._refresh(i)
+            if not holds[i]:
+                return None
+        return Basis(key=entry[2])
+
+    def _refresh(self, i: int) -> None:
+        """A directory whose stat changed while its listing did not: record the new stat (if
+        old enough to trust), so later runs need not list it again."""
+        path, sig = self._versions[i]
+        now = self.current(path)
+        if self._holding[i] and sig is not None and len(sig) == 4 and now != sig[:3] and \
+                now is not None and now[0] < self.started - RACY_NS:
+            del self._ids[(path, sig)]
+            self._versions[i] = (path, now + sig[3:])
+            self._ids[self._versions[i]] = i
+            self._changed = True
+
+    def _holds(self, path: str, sig: Signature) -> bool:
+        if sig is None or len(sig) == 3:
+            return self.current(path) == sig
+        if len(sig) == 1:
+            return os.path.isfile(path) == sig[0]
+        now = self.current(path)  # a directory: its stat, else the names imports can find in it
+        return now == sig[:3] or (now is not None and self._listing(path) == sig[3])
+
+    def _listing(self, directory: str) -> Optional[str]:
+        if directory not in self._listings:
+            self._listings[directory] = listing(directory)
+        return self._listings[directory]
+
+    def record(self, path: str, config: str, basis: Basis) -> None:
+        """path's verdict rests on basis: remember it, unless a signature is too recent to trust."""
+        trusted = (basis.read_at or self.started) - RACY_NS
+
+        def recent(sig: Signature) -> bool:
+            return sig is not None and sig[0] > trusted
+
+        self._changed = True
+        self._entries.pop((self.cwd, path), None)
+        files = (self._absolute(path),) + basis.files
+        versions = [(p, self.current(p)) for p in files]  # the file's own was taken before it was read
+        if versions[0][1] is None or any(recent(sig) for _, sig in versions):
+            return
+        searched: Dict[str, List[Tuple[str, bool]]] = {}
+        for probe, was in basis.probes:  # a directory that is missing is created in its parent
+            searched.setdefault(self._existing(os.path.dirname(probe)), []).append((probe, was))
+        for directory, probes in searched.items():
+            sig = self.current(directory)
+            if recent(sig):
+                versions.extend((p, (was,)) for p, was in probes)
+            else:
+                versions.append((directory, sig if sig is None else sig + (self._listing(directory),)))
+        ids = dict.fromkeys(self._intern(v) for v in versions)
+        self._entries[(self.cwd, path)] = (config, list(ids), basis.key)
+
+    def _existing(self, directory: str) -> str:
+        """The directory, or its nearest ancestor that exists."""
+        while self.current(directory) is None and os.path.dirname(directory) != directory:
+            directory = os.path.dirname(directory)
+        return directory
+
+    def _intern(self, version: Tuple[str, Signature]) -> int:
+        if version not in self._ids:
+            self._ids[version] = len(self._versions)
+            self._versions.append(version)
+            self._holding.append(None)
+        return self._ids[version]
+
+    def save(self) -> None:
+        """Write the index if this run changed it, keeping only the versions entries use."""
+        if not self._changed:
+            return
+        kept: Dict[Tuple[str, Signature], int] = {}
+        groups: Dict[Tuple[str, str], list] = {}
+        for (cwd, path), (config, ids, key) in self._entries.items():
+            ids = [kept.setdefault(self._versions[i], len(kept)) for i in ids]
+            groups.setdefault((cwd, config), []).append([path, ids, key])
+        versions = [[p, *sig] if sig is not None else [p] for p, sig in kept]
+        _write(self.path, {"format": INDEX_FORMAT, "tool": self.tool, "versions": versions,
+                           "groups": [[cwd, config, entries] for (cwd, config), entries in groups.items()]})
+
+
+def _version(value: Any) -> Tuple[str, Signature]:
+    """[path], [path, was], [path, mtime, size, inode] or [path, mtime, size, inode, listing]."""
+    _expect(type(value) is list and len(value) in (1, 2, 4, 5) and type(value[0]) is str, "bad version")
+    if len(value) == 2:
+        return value[0], (_bool(value[1]),)
+    _expect(set(map(type, value[1:4])) <= {int} and (len(value) < 5 or type(value[4]) is str), "bad signature")
+    return value[0], (tuple(value[1:]) or None)
 
 
 def _plain(d: Diagnostic) -> dict:
@@ -119,6 +358,11 @@ def _list(value: Any) -> list:
 
 def _str(value: Any) -> str:
     _expect(isinstance(value, str), "expected a string")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    _expect(isinstance(value, bool), "expected a boolean")
     return value
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import traceback
 from dataclasses import replace
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 from . import fixes, notebook, suppress
 from . import source as sourcemod
@@ -13,6 +13,7 @@ from .analysis import Workspace, analyse
 from .analysis.imports import imports_project_helper
 from .config import Config, DEFAULT_CONFIG
 from .recognise import gate
+from .report import CALL_ROLE, HELPER_ROLE
 from .rules import RULES_BY_CODE
 from .types import Diagnostic, EventKind, Finding, Related, Site, Span
 
@@ -21,8 +22,6 @@ from .types import Diagnostic, EventKind, Finding, Related, Site, Span
 MAX_VERIFIED_FIXES = 25
 
 
-CALL_ROLE = "call"  # a related location: the call in the checked file that reached a helper's finding
-HELPER_ROLE = "helper"
 MAX_CALL_DEPTH = 8
 
 
@@ -99,24 +98,6 @@ def _same_file(a: str, b: str) -> bool:
 def _within(inner: Span, outer: Span) -> bool:
     return (outer.start_line, outer.start_col) <= (inner.start_line, inner.start_col) and \
         (inner.end_line, inner.end_col) <= (outer.end_line, outer.end_col)
-
-
-def at_call_sites(diagnostics: Iterable[Diagnostic], named: Iterable[str]) -> List[Diagnostic]:
-    """A finding inside a file that was not named (an imported helper) is reported at the call
-    in the named file that reached it, with a note pointing at the helper: a commit is then
-    blocked only by the code it touches. Findings in named files stay where they are."""
-    named = {os.path.normcase(os.path.abspath(p)) for p in named}
-    out = []
-    for d in diagnostics:
-        call = next((r for r in d.related if r.message.startswith(CALL_ROLE + ": ")), None)
-        if call is None:
-            out.append(d)
-        elif os.path.normcase(os.path.abspath(d.path)) in named:  # stays in the helper
-            out.append(replace(d, related=tuple(r for r in d.related if not r.message.startswith(HELPER_ROLE + ": "))))
-        else:
-            out.append(replace(d, path=call.path, span=call.span, cell=call.cell, fix=None,
-                               related=tuple(r for r in d.related if r is not call)))
-    return out
 
 
 def _verify_fixes(text: str, path: str, config: Config, diagnostics: List[Diagnostic]) -> List[Diagnostic]:

@@ -12,13 +12,12 @@ import click
 
 from . import __version__
 from . import runner
-from .checker import at_call_sites, check_source
 from .config import Config, ConfigError, Resolver
 from .discovery import Discovery, DiscoveryError
 from .notebook import NotebookSource
-from .report import FORMATTERS, format_statistics, source_root
+from .report import FORMATTERS, at_call_sites, format_statistics, source_root
 from . import codes
-from .source import decode_for_display, read_bytes, with_deep_stack
+from .reading import decode_for_display, read_bytes
 from .types import Diagnostic
 
 def _codes(value: Optional[str]):
@@ -131,8 +130,11 @@ def check(paths, fix, unsafe_fixes, diff, show_fixes, select, extend_select, ign
             raise click.UsageError(str(err))
         except ConfigError as err:
             raise ConfigProblem(str(err))
+        index = runner.open_index(mode)  # one stat index for every configuration's files
         for group_config, group in groups.items():
-            results.extend(_run(group, group_config, mode, jobs or os.cpu_count() or 1))
+            results.extend(_run(group, group_config, mode, jobs or os.cpu_count() or 1, index))
+        if index is not None:
+            index.save()
         order = {path: i for i, path in enumerate(files)}
         results.sort(key=lambda r: order.get(r.path, -1))
 
@@ -191,8 +193,12 @@ def _fixed_list(results, diff: bool) -> str:
 def _by_config(files: List[str], configs: Resolver) -> Dict[Config, List[str]]:
     """Files grouped by the configuration that governs each (one group without a monorepo)."""
     groups: Dict[Config, List[str]] = {}
+    by_directory: Dict[str, Config] = {}  # the files of one directory share their configuration
     for path in files:
-        groups.setdefault(configs.for_file(path), []).append(path)
+        directory = os.path.dirname(path)
+        if directory not in by_directory:
+            by_directory[directory] = configs.for_file(path)
+        groups.setdefault(by_directory[directory], []).append(path)
     return groups
 
 
@@ -207,16 +213,19 @@ def _unique(diagnostics) -> List[Diagnostic]:
     return sorted(best.values(), key=Diagnostic.sort_key)
 
 
-def _run(files: List[str], config: Config, mode: runner.Mode, jobs: int) -> List[runner.FileResult]:
+def _run(files: List[str], config: Config, mode: runner.Mode, jobs: int, index) -> List[runner.FileResult]:
     if len(files) <= PROGRESS_THRESHOLD or not _stderr_is_tty():
-        return runner.run(files, config, mode, jobs)
+        return runner.run(files, config, mode, jobs, index=index)
     with click.progressbar(length=len(files), label="Checking", file=sys.stderr,
                            show_pos=True, show_eta=False) as bar:
-        return runner.run(files, config, mode, jobs, progress=bar.update)
+        return runner.run(files, config, mode, jobs, progress=bar.update, index=index)
 
 
 def _check_stdin(name: str, config: Config, mode: runner.Mode) -> Tuple[runner.FileResult, str]:
     """The result for stdin, and its text for showing lines in the report."""
+    from .checker import check_source  # the parser's stack: imported when something is checked
+    from .source import with_deep_stack
+
     data = sys.stdin.buffer.read()
     text = decode_for_display(data) or ""
     if mode.fix or mode.diff:

@@ -19,12 +19,13 @@ import re
 import sys
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
-
-import pathspec
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .codes import CODES
 from .recognise import DEFAULT_TABLES, Tables
+
+if TYPE_CHECKING:
+    import pathspec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -123,7 +124,9 @@ def _matches(code: str, prefixes: Iterable[str]) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _spec(patterns: Tuple[str, ...]) -> pathspec.PathSpec:
+def _spec(patterns: Tuple[str, ...]) -> "pathspec.PathSpec":
+    import pathspec  # only per-file-ignores need it here
+
     return pathspec.GitIgnoreSpec.from_lines(patterns)
 
 
@@ -302,30 +305,32 @@ class Resolver:
                  ignore: Optional[Iterable[str]] = None, extend_select: Optional[Iterable[str]] = None):
         self.options = {"select": select, "ignore": ignore, "extend_select": extend_select}
         self.fixed = resolve(config_path, []).with_options(**self.options) if config_path else None
-        self._found: Dict[Path, Optional[Path]] = {}
+        self._found: Dict[str, Optional[Path]] = {}  # directory -> its nearest configuration file
         self._loaded: Dict[Optional[Path], Config] = {}
 
     def for_file(self, path: str) -> Config:
-        return self.for_directory(Path(os.path.abspath(path)).parent)
+        return self.for_directory(os.path.dirname(os.path.abspath(path)))
 
-    def for_directory(self, directory: Path) -> Config:
+    def for_directory(self, directory: Union[str, Path]) -> Config:
+        """The configuration of the files in an absolute directory."""
         if self.fixed is not None:
             return self.fixed
-        found = self._nearest(directory)
+        found = self._nearest(os.fspath(directory))
         if found not in self._loaded:
             config = load_config(found) if found else replace(DEFAULT_CONFIG, root=os.getcwd())
             self._loaded[found] = config.with_options(**self.options)
         return self._loaded[found]
 
-    def _nearest(self, directory: Path) -> Optional[Path]:
+    def _nearest(self, directory: str) -> Optional[Path]:
         if directory not in self._found:
-            candidate = directory / "pyproject.toml"
-            if candidate.is_file() and _has_section(candidate):
-                self._found[directory] = candidate
-            elif directory.parent == directory:
+            candidate = os.path.join(directory, "pyproject.toml")
+            parent = os.path.dirname(directory)
+            if os.path.isfile(candidate) and _has_section(Path(candidate)):
+                self._found[directory] = Path(candidate)
+            elif parent == directory:
                 self._found[directory] = None
             else:
-                self._found[directory] = self._nearest(directory.parent)
+                self._found[directory] = self._nearest(parent)
         return self._found[directory]
 
 

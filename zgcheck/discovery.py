@@ -16,11 +16,13 @@ counts as the shallowest. A file inside an ignored directory stays ignored.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-import pathspec
+if TYPE_CHECKING:
+    import pathspec
 
 SUFFIXES = (".py", ".ipynb")
 DEFAULT_EXCLUDES = (
@@ -47,17 +49,18 @@ class Discovery:
 
     def __post_init__(self):
         defaults = DEFAULT_EXCLUDES if self.defaults is None else tuple(self.defaults)
-        self._groups: List[Tuple[Path, pathspec.PathSpec]] = [
-            (Path(self.root).resolve(), pathspec.GitIgnoreSpec.from_lines(list(defaults) + list(self.excludes)))]
+        self._groups: List[Tuple[Path, Patterns]] = [
+            (Path(self.root).resolve(), Patterns(list(defaults) + list(self.excludes)))]
         for directory, patterns in self.extra:
             if patterns:
-                self._groups.append((Path(directory).resolve(), pathspec.GitIgnoreSpec.from_lines(list(patterns))))
-        self._gitignores: Dict[Path, Optional[pathspec.GitIgnoreSpec]] = {}
+                self._groups.append((Path(directory).resolve(), Patterns(list(patterns))))
+        self._gitignores: Dict[str, Optional[pathspec.GitIgnoreSpec]] = {}
+        self._chains: Dict[str, List[Tuple[str, pathspec.GitIgnoreSpec]]] = {}
         self._by_config: Dict[object, "Discovery"] = {}
 
     # Per-file configuration: directory -> the Config that governs what is inside it. When
     # set, each path is judged by the excludes of its own directory's configuration.
-    config_for: Optional[Callable[[Path], object]] = None
+    config_for: Optional[Callable[[str], object]] = None  # absolute directory -> its Config
     cli_excludes: Sequence[str] = ()
 
     @classmethod
@@ -80,9 +83,13 @@ class Discovery:
 
     def _governing(self, path: Path) -> "Discovery":
         """The Discovery whose patterns judge path: its directory's configuration's."""
+        return self._governing_directory(os.path.dirname(os.path.abspath(path)))
+
+    def _governing_directory(self, directory: str) -> "Discovery":
+        """The Discovery whose patterns judge the entries of an absolute directory."""
         if self.config_for is None:
             return self
-        config = self.config_for(Path(os.path.abspath(path)).parent)
+        config = self.config_for(directory)
         if config not in self._by_config:
             self._by_config[config] = Discovery.for_config(config, self.cli_excludes, self.respect_gitignore,
                                                            self.force_exclude)
@@ -104,12 +111,76 @@ class Discovery:
         return sorted(dict.fromkeys(out))
 
     def _walk(self, top: Path) -> Iterator[str]:
-        for dirpath, dirnames, filenames in os.walk(top):
-            base = Path(dirpath)
-            dirnames[:] = sorted(d for d in dirnames if not self.excluded(base / d, is_dir=True))
-            for name in sorted(filenames):
-                if name.endswith(SUFFIXES) and not self.excluded(base / name):
-                    yield str(base / name)
+        """Every file to check under top (a symlinked directory is listed, not entered, as
+        os.walk does); each directory's patterns and .gitignore chain are worked out once."""
+        todo = [(str(top), os.path.abspath(top), _realpath(str(top)))]
+        while todo:
+            directory, absolute, real = todo.pop()
+            try:
+                with os.scandir(directory) as scan:
+                    entries = list(scan)
+            except OSError:
+                continue
+            prefix = "" if directory == "." else directory + os.sep  # as Path(".") / name spells it
+            judge = self._judge(absolute, real)
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if not is_dir and not entry.name.endswith(SUFFIXES):
+                    continue
+                path = prefix + entry.name
+                symlink = entry.is_symlink()
+                if self.excluded(Path(path), is_dir) if symlink else judge(entry.name, is_dir):
+                    continue
+                if not is_dir:
+                    yield path
+                elif not symlink:
+                    todo.append((path, absolute + os.sep + entry.name, real + os.sep + entry.name))
+
+    def _judge(self, absolute: str, real: str) -> Callable[[str, bool], bool]:
+        """excluded(), for the entries of one directory (absolute, and real: symlinks resolved)
+        that are not symlinks themselves: every prefix is computed here once."""
+        groups = []
+        for root, patterns in self._governing_directory(absolute)._groups:
+            base = _under(absolute, str(root))
+            base = _under(real, str(root)) if base is None else base
+            if patterns.under(base or ""):  # outside root (None): only the name is matched
+                return lambda name, is_dir: True
+            groups.append((base or "", patterns))
+        chain = [(_under(real, parent), spec) for parent, spec in self._gitignore_chain(real)] \
+            if self.respect_gitignore else []
+
+        def judge(name: str, is_dir: bool) -> bool:
+            suffix = "/" if is_dir else ""
+            for base, patterns in groups:
+                if patterns.entry(base, name, is_dir):
+                    return True
+            for base, spec in chain:
+                verdict = _verdict(spec, base + name + suffix)
+                if verdict is not None:
+                    return verdict
+            return False
+
+        return judge
+
+    def _gitignore_chain(self, real: str) -> List[Tuple[str, pathspec.GitIgnoreSpec]]:
+        """(directory, spec) of every ignore file that judges entries of the real directory,
+        nearest first: each .gitignore up to the repository root, then .git/info/exclude."""
+        if real not in self._chains:
+            chain = []
+            here = self._gitignore(real)
+            if here is not None:
+                chain.append((real, here))
+            if os.path.exists(os.path.join(real, ".git")):
+                info = self._gitignore(os.path.join(real, ".git", "info"), "exclude")
+                if info is not None:
+                    chain.append((real, info))
+            elif os.path.dirname(real) != real:
+                chain.extend(self._gitignore_chain(os.path.dirname(real)))
+            self._chains[real] = chain
+        return self._chains[real]
 
     def excluded(self, path: Path, is_dir: bool = False, with_parents: bool = False) -> bool:
         """Whether an exclude pattern or .gitignore drops this path (or, with_parents, a directory above it)."""
@@ -156,17 +227,58 @@ class Discovery:
                 break
         return False
 
-    def _gitignore(self, directory: Path, name: str = ".gitignore") -> Optional[pathspec.GitIgnoreSpec]:
-        key = directory / name
+    def _gitignore(self, directory: Union[str, Path], name: str = ".gitignore") -> Optional["pathspec.GitIgnoreSpec"]:
+        key = os.path.join(directory, name)
         if key not in self._gitignores:
             spec = None
-            if key.is_file():
+            if os.path.isfile(key):
                 try:
-                    spec = pathspec.GitIgnoreSpec.from_lines(key.read_text(errors="replace").splitlines())
+                    with open(key, encoding="utf-8", errors="replace") as handle:
+                        spec = _spec(handle.read().splitlines())
                 except (OSError, ValueError):
                     spec = None
             self._gitignores[key] = spec
         return self._gitignores[key]
+
+
+class Patterns:
+    """Gitignore-style exclude patterns. Plain names (`build`, `.venv`, `dist/`: most
+    excludes) are set lookups on a path's components, the others go to pathspec (imported
+    only then); with a `!` re-include anywhere, order matters and pathspec judges them all."""
+
+    _PLAIN = re.compile(r"^[A-Za-z0-9._+-]+/?$")
+
+    def __init__(self, lines: Sequence[str]):
+        self.lines = [line for line in lines if line.strip() and not line.startswith("#")]
+        plain = [] if any(line.startswith("!") for line in self.lines) else \
+            [line for line in self.lines if self._PLAIN.match(line) and line.strip("./")]
+        self.names = frozenset(p for p in plain if not p.endswith("/"))
+        self.dirs = self.names | frozenset(p[:-1] for p in plain if p.endswith("/"))
+        rest = [line for line in self.lines if line not in plain]
+        self.rest = _spec(rest) if rest else None
+        self._spec = None
+
+    def match_file(self, rel: str) -> bool:
+        if self._spec is None:
+            self._spec = _spec(self.lines)
+        return self._spec.match_file(rel)
+
+    def under(self, base: str) -> bool:
+        """Whether a directory component of base ('a/b/') matches: then everything below does."""
+        return bool(base) and (not self.dirs.isdisjoint(base.split("/")) or
+                               (self.rest is not None and self.rest.match_file(base)))
+
+    def entry(self, base: str, name: str, is_dir: bool) -> bool:
+        """Whether the entry `name` of the directory `base` (not matched by `under`) matches."""
+        if name in (self.dirs if is_dir else self.names):
+            return True
+        return self.rest is not None and self.rest.match_file(base + name + ("/" if is_dir else ""))
+
+
+def _spec(lines: Sequence[str]) -> "pathspec.GitIgnoreSpec":
+    import pathspec  # a tree with plain excludes and no .gitignore never needs it
+
+    return pathspec.GitIgnoreSpec.from_lines(list(lines))
 
 
 def _verdict(spec: pathspec.PathSpec, rel: str) -> Optional[bool]:
@@ -186,6 +298,20 @@ def _relative(path: Path, root: Path) -> Optional[str]:
             return _resolve(path).relative_to(root).as_posix()
         except ValueError:
             return None
+
+
+def _under(path: str, root: str) -> Optional[str]:
+    """path relative to root, '/'-separated, with a trailing '/' to append a name to ("" for
+    root itself); None outside root."""
+    if path == root:
+        return ""
+    if path.startswith(root.rstrip(os.sep) + os.sep):
+        return path[len(root.rstrip(os.sep)) + 1:].replace(os.sep, "/") + "/"
+    return None
+
+
+def _realpath(directory: str) -> str:
+    return str(_resolve(Path(directory)))
 
 
 def _resolve(path: Path) -> Path:

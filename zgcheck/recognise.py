@@ -12,13 +12,28 @@ user configures is recognised and gated alike. No rule logic here.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
+import sys
 from dataclasses import dataclass, replace
 from typing import FrozenSet, Iterable, List, Optional, Tuple
 
-import libcst as cst
-
 from .types import Event, EventKind, TargetKind
+
+
+def _lazy(name: str):
+    """The module `name`, executed at its first attribute access: every run reads the
+    tables below, only a run that parses something needs the walker's libcst."""
+    if name not in sys.modules:
+        spec = importlib.util.find_spec(name)
+        spec.loader = importlib.util.LazyLoader(spec.loader)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+cst = _lazy("libcst")
 
 # --- tables ---------------------------------------------------------------
 
@@ -184,8 +199,9 @@ def partial_parts(call: cst.Call, text_of=None):
 
 # --- events ---------------------------------------------------------------
 
-class EventFinder(cst.CSTVisitor):
-    """Backward/step/zero/helper-call shapes under one CFG item, in evaluation order."""
+class EventFinder:
+    """Backward/step/zero/helper-call shapes under one CFG item, in evaluation order
+    (a libcst visitor once `_visitor` has made it one)."""
 
     def __init__(self, span_of, text_of, callables: FrozenSet[str], tables: Tables):
         self.span_of = span_of
@@ -258,9 +274,15 @@ class EventFinder(cst.CSTVisitor):
         return None
 
 
+@functools.lru_cache(maxsize=None)
+def _visitor(cls: type) -> type:
+    """cls as a libcst visitor, made at first use so that importing this module imports no libcst."""
+    return type(cls.__name__, (cls, cst.CSTVisitor), {})
+
+
 def events_in(node: cst.CSTNode, span_of, text_of, callables: FrozenSet[str],
               tables: Tables = DEFAULT_TABLES) -> List[Event]:
-    finder = EventFinder(span_of, text_of, callables, tables)
+    finder = _visitor(EventFinder)(span_of, text_of, callables, tables)
     node.visit(finder)
     return finder.events
 

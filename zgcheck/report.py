@@ -1,4 +1,5 @@
-"""Pure formatters: diagnostics (+ source text for context) -> a string."""
+"""Where a diagnostic is shown (`at_call_sites`), then pure formatters: diagnostics
+(+ source text for context) -> a string. Imports no parser."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import hashlib
 import json
 import os
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 from urllib.parse import quote
 
 from . import __version__
@@ -18,6 +20,28 @@ from .types import Applicability, Diagnostic, Related, Span
 
 # path -> text, for showing the offending line; a notebook's entry holds its cells.
 Sources = Dict[str, Union[None, str, NotebookSource]]
+CALL_ROLE = "call"  # a related location: the call in the checked file that reached a helper's finding
+HELPER_ROLE = "helper"
+
+
+def at_call_sites(diagnostics: Iterable[Diagnostic], named: Iterable[str]) -> List[Diagnostic]:
+    """A finding inside a file that was not named (an imported helper) is reported at the call
+    in the named file that reached it, with a note pointing at the helper: a commit is then
+    blocked only by the code it touches. Findings in named files stay where they are."""
+    out, absolute = [], None
+    for d in diagnostics:
+        call = next((r for r in d.related if r.message.startswith(CALL_ROLE + ": ")), None)
+        if call is None:
+            out.append(d)
+            continue
+        if absolute is None:  # only when a finding was reached through a call
+            absolute = {os.path.normcase(os.path.abspath(p)) for p in named}
+        if os.path.normcase(os.path.abspath(d.path)) in absolute:  # stays in the helper
+            out.append(replace(d, related=tuple(r for r in d.related if not r.message.startswith(HELPER_ROLE + ": "))))
+        else:
+            out.append(replace(d, path=call.path, span=call.span, cell=call.cell, fix=None,
+                               related=tuple(r for r in d.related if r is not call)))
+    return out
 
 
 def _where(d: Union[Diagnostic, Related], span: Optional[Span] = None) -> str:

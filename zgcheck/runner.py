@@ -1,23 +1,29 @@
-"""Files -> results: check or fix each file, in a process pool, through the cache."""
+"""Files -> results: check or fix each file, in a process pool, through the cache.
+
+A run with the cache first asks the stat index (cache.StatIndex), in this process:
+a file that is unchanged, and whose verdict's dependencies are unchanged, is
+answered without being read, and the pool is started only for the others. This
+module imports no parser: the checker is imported where a file is checked.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import __version__, cache, fixes, notebook
-from . import source as sourcemod
-from .checker import check_decoded, check_source, may_hold_findings
+from . import __version__, cache, notebook
 from .config import Config
-from .analysis import Workspace
+from .codes import FIX_ERROR, INTERNAL_ERROR, READ_ERROR
+from .reading import decode, read_bytes, tool_diagnostic
 from .types import Diagnostic
-from .writer import unified_patch, write_atomically
+
+if TYPE_CHECKING:
+    from .analysis import Workspace
 
 # Below this many files a process pool costs more than it saves.
 PARALLEL_THRESHOLD = 16
@@ -43,18 +49,69 @@ class FileResult:
     fixed_text: Optional[str] = None  # the file's text after fixing, when it changed
     fixed_bytes: Optional[bytes] = None  # fixed_text encoded as the file was (BOM, coding cookie)
     fixed_codes: Tuple[str, ...] = ()  # the codes of the fixed diagnostics (when fixed > 0)
+    basis: Optional[cache.Basis] = None  # what a cached verdict rests on (for the stat index)
+
+
+def open_index(mode: Mode) -> Optional[cache.StatIndex]:
+    """The stat index of the mode's cache directory (None without a cache)."""
+    if mode.cache_dir is None or mode.fix or mode.diff:
+        return None
+    return cache.StatIndex.load(Path(mode.cache_dir), _tool_fingerprint())
 
 
 def run(paths: Sequence[str], config: Config, mode: Mode, jobs: int,
-        progress: Optional[Callable[[int], None]] = None) -> List[FileResult]:
-    """Results in the order of paths; progress(n) is told as each n files are done."""
+        progress: Optional[Callable[[int], None]] = None,
+        index: Optional[cache.StatIndex] = None) -> List[FileResult]:
+    """Results in the order of paths; progress(n) is told as each n files are done.
+
+    With a cache, the stat index answers unchanged files here; without `index`, the
+    run opens and saves its own."""
     tick = progress or (lambda n: None)
+    own_index = index is None
+    if own_index:
+        index = open_index(mode)
+    done: Dict[str, FileResult] = {}
+    todo = list(paths)
+    if index is not None:
+        fingerprint = config.fingerprint()
+        todo = []
+        for path in paths:
+            result = _indexed(path, index, fingerprint, mode)
+            if result is None:
+                todo.append(path)
+            else:
+                done[path] = result
+        tick(len(done))
+    done.update(_run(todo, config, mode, jobs, tick))
+    if index is not None:
+        for path in todo:
+            if done[path].basis is not None:
+                index.record(path, fingerprint, done[path].basis)
+        if own_index:
+            index.save()
+    return [done[p] for p in paths]
+
+
+def _indexed(path: str, index: cache.StatIndex, fingerprint: str, mode: Mode) -> Optional[FileResult]:
+    """The result the stat index holds for an unchanged file, or None (a miss)."""
+    basis = index.lookup(path, fingerprint)
+    if basis is None:
+        return None
+    if basis.key is None:
+        return FileResult(path, basis=basis)
+    found = cache.load(_entry(mode.cache_dir, basis.key), basis.key)
+    return None if found is None else FileResult(path, found[2], basis=basis)
+
+
+def _run(paths: List[str], config: Config, mode: Mode, jobs: int, tick) -> Dict[str, FileResult]:
     if jobs <= 1 or len(paths) < PARALLEL_THRESHOLD:
-        out = []
+        out = {}
         for p in paths:
-            out.append(process(p, config, mode))
+            out[p] = process(p, config, mode)
             tick(1)
         return out
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
     chunks = [list(paths[i::jobs * 4]) for i in range(jobs * 4)]
     done: Dict[str, FileResult] = {}
     with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -71,7 +128,7 @@ def run(paths: Sequence[str], config: Config, mode: Mode, jobs: int,
     left = [p for p in paths if p not in done]
     if left:
         done.update(_isolated(left, config, mode, jobs, tick))
-    return [done[p] for p in paths]
+    return done
 
 
 def _process_chunk(paths: List[str], config: Config, mode: Mode) -> List[FileResult]:
@@ -80,6 +137,9 @@ def _process_chunk(paths: List[str], config: Config, mode: Mode) -> List[FileRes
 
 def _isolated(paths: List[str], config: Config, mode: Mode, jobs: int, tick) -> Dict[str, FileResult]:
     """Each file in a one-worker pool of its own lane: a file that kills its worker is ZG999."""
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     queue = list(reversed(paths))
     out: Dict[str, FileResult] = {}
 
@@ -98,8 +158,8 @@ def _isolated(paths: List[str], config: Config, mode: Mode, jobs: int, tick) -> 
                 pool = None
                 why = "died (a crash or out of memory)" if isinstance(err, BrokenProcessPool) else \
                     f"failed ({type(err).__name__}: {err})"
-                out[path] = FileResult(path, [sourcemod.tool_diagnostic(
-                    sourcemod.INTERNAL_ERROR, path,
+                out[path] = FileResult(path, [tool_diagnostic(
+                    INTERNAL_ERROR, path,
                     f"internal error: the process checking this file {why}; the file was not checked; "
                     "please report it")])
             tick(1)
@@ -114,32 +174,47 @@ def _isolated(paths: List[str], config: Config, mode: Mode, jobs: int, tick) -> 
 
 def process(path: str, config: Config, mode: Mode) -> FileResult:
     """One file's result; whatever goes wrong becomes a diagnostic for that file."""
+    from .source import with_deep_stack
+
     try:
-        return sourcemod.with_deep_stack(_process, path, config, mode)
+        return with_deep_stack(_process, path, config, mode)
     except Exception as err:  # never a traceback for the run: report it and go on
         where = traceback.extract_tb(err.__traceback__)[-1]
-        return FileResult(path, [sourcemod.tool_diagnostic(
-            sourcemod.INTERNAL_ERROR, path,
+        return FileResult(path, [tool_diagnostic(
+            INTERNAL_ERROR, path,
             f"internal error: {type(err).__name__}: {err} (at {where.filename}:{where.lineno}); please report it")])
 
 
 def _process(path: str, config: Config, mode: Mode) -> FileResult:
+    from .checker import may_hold_findings
+
+    read_at = time.time_ns()  # before reading anything: how recent a stat the index may trust
     try:
-        data = sourcemod.read_bytes(path)
+        data = read_bytes(path)
     except OSError as err:
-        return FileResult(path, [sourcemod.tool_diagnostic(
-            sourcemod.READ_ERROR, path, f"cannot read: {err.strerror or err}")])
-    if not may_hold_findings(data, path, config, _gate_workspace(config)):
-        return FileResult(path)
+        return FileResult(path, [tool_diagnostic(READ_ERROR, path, f"cannot read: {err.strerror or err}")])
+    files = _gate_workspace(config).files
+    files.probes.clear()  # shared by the files of this process: keep this file's own
+    keep = may_hold_findings(data, path, config, _gate_workspace(config))
+    gated = dict(files.probes)
     if mode.fix or mode.diff:
-        return fix_source(path, data, config, mode)
-    return FileResult(path, _cached_check(path, data, config, mode.cache_dir))
+        return fix_source(path, data, config, mode) if keep else FileResult(path)
+    if not keep:
+        return FileResult(path, basis=cache.Basis.of([], gated, read_at=read_at))
+    diagnostics, key, dependencies, probes = _cached_check(path, data, config, mode.cache_dir)
+    basis = None if key is None else cache.Basis.of(dependencies, {**gated, **probes},
+                                                     key if diagnostics else None, read_at)
+    return FileResult(path, diagnostics, basis=basis)
 
 
 def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool = True) -> FileResult:
+    from . import fixes
+    from .checker import check_decoded
+    from .writer import unified_patch, write_atomically
+
     if path.endswith(".ipynb"):
         return fix_notebook(path, data, config, mode, write)
-    decoded = sourcemod.decode(data, path)
+    decoded = decode(data, path)
     if isinstance(decoded, Diagnostic):
         return FileResult(path, [decoded] if config.is_selected(decoded.code, path) else [])
     text, encoding = decoded
@@ -147,7 +222,7 @@ def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool =
     result = FileResult(path, outcome.remaining, len(outcome.fixed), conflicts=len(outcome.conflicts),
                         fixed_codes=tuple(d.code for d in outcome.fixed))
     if outcome.error:
-        result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {outcome.error}"))
+        result.errors.append(tool_diagnostic(FIX_ERROR, path, f"not fixed: {outcome.error}"))
         return result
     if not outcome.changed:
         return result
@@ -159,7 +234,7 @@ def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool =
     if write:
         error = write_atomically(path, data, result.fixed_bytes)
         if error:
-            result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {error}"))
+            result.errors.append(tool_diagnostic(FIX_ERROR, path, f"not fixed: {error}"))
             result.diagnostics = check_decoded(text, path, config)
             result.fixed = 0
     return result
@@ -167,6 +242,10 @@ def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool =
 
 def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool = True) -> FileResult:
     """Fix the notebook's virtual module; write back only the cells that changed."""
+    from . import fixes
+    from .checker import check_decoded, check_source
+    from .writer import unified_patch, write_atomically
+
     try:
         text = notebook.decode(data)
         source, mapping = notebook.virtual_source(text)
@@ -177,14 +256,14 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
                         len(outcome.fixed), conflicts=len(outcome.conflicts),
                         fixed_codes=tuple(d.code for d in outcome.fixed))
     if outcome.error:
-        result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {outcome.error}"))
+        result.errors.append(tool_diagnostic(FIX_ERROR, path, f"not fixed: {outcome.error}"))
         return result
     if not outcome.changed:
         return result
     try:
         new_text = notebook.apply_fixed_source(text, outcome.text, mapping)
     except notebook.NotebookError as err:
-        result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {err}"))
+        result.errors.append(tool_diagnostic(FIX_ERROR, path, f"not fixed: {err}"))
         result.diagnostics = check_source(data, path, config, gate=False)
         result.fixed = 0
         return result
@@ -197,30 +276,44 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
     if write:
         error = write_atomically(path, data, result.fixed_bytes)
         if error:
-            result.errors.append(sourcemod.tool_diagnostic(sourcemod.FIX_ERROR, path, f"not fixed: {error}"))
+            result.errors.append(tool_diagnostic(FIX_ERROR, path, f"not fixed: {error}"))
             result.diagnostics = check_source(data, path, config, gate=False)
             result.fixed = 0
     return result
 
 
-def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[str]) -> List[Diagnostic]:
-    """Check through a content-addressed cache: tool version + config + path + bytes.
+def _entry(cache_dir: str, key: str) -> Path:
+    return Path(cache_dir) / key[:2] / key
 
-    An entry also records the other files the analysis read (imported helpers)
-    with their hashes; it is used only while all of them are unchanged."""
+
+def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[str]):
+    """Check through a content-addressed cache: tool version + config + path + bytes ->
+    (diagnostics, key, dependencies, probes); key None without a cache.
+
+    An entry also records the other files the analysis read (imported helpers) with
+    their hashes, and the paths import resolution tried; it is used only while all of
+    them are as they were."""
+    from .analysis import Workspace
+    from .checker import check_source
+
     if cache_dir is None:
-        return check_source(data, path, config, gate=False)
+        return check_source(data, path, config, gate=False), None, [], {}
+    # The path as named (and, if relative, from where): the diagnostics spell paths that way.
+    where = "" if os.path.isabs(path) else os.getcwd()
     key = hashlib.sha256(b"\0".join((_tool_fingerprint().encode(), config.fingerprint().encode(),
-                                     os.path.abspath(path).encode(), data))).hexdigest()
-    entry = Path(cache_dir) / key[:2] / key
-    found = cache.load(entry, key)
-    if found is not None and all(_sha256(dep) == digest for dep, digest in found[0]):
-        return found[1]
+                                     os.fsencode(os.path.abspath(path)), os.fsencode(path),
+                                     os.fsencode(where), data))).hexdigest()
+    found = cache.load(_entry(cache_dir, key), key)
+    if found is not None and all(_sha256(dep) == digest for dep, digest in found[0]) and \
+            all(os.path.isfile(probe) == was for probe, was in found[1]):
+        return found[2], key, [dep for dep, _ in found[0]], dict(found[1])
     workspace = Workspace(config.tables)
     diagnostics = check_source(data, path, config, workspace=workspace, gate=False)
-    dependencies = workspace.dependencies(workspace.own) if workspace.own is not None else []
-    cache.store(entry, key, dependencies, diagnostics)
-    return diagnostics
+    own = workspace.own
+    dependencies = workspace.dependencies(own) if own is not None else []
+    probes = workspace.probes(own) if own is not None else {}
+    cache.store(_entry(cache_dir, key), key, dependencies, sorted(probes.items()), diagnostics)
+    return diagnostics, key, [dep for dep, _ in dependencies], probes
 
 
 _TOOL: List[str] = []
@@ -239,16 +332,18 @@ def _tool_fingerprint() -> str:
 
 def _sha256(path: str) -> Optional[str]:
     try:
-        return hashlib.sha256(sourcemod.read_bytes(path)).hexdigest()
+        return hashlib.sha256(read_bytes(path)).hexdigest()
     except OSError:
         return None
 
 
-_GATE: Dict[str, Workspace] = {}
+_GATE: Dict[str, "Workspace"] = {}
 
 
-def _gate_workspace(config: Config) -> Workspace:
+def _gate_workspace(config: Config) -> "Workspace":
     """A per-process Workspace for the import gate: it only reads bytes, so it is shared."""
+    from .analysis import Workspace
+
     key = config.fingerprint()
     if key not in _GATE:
         _GATE.clear()

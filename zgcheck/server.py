@@ -26,9 +26,9 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from . import __version__, fixes, runner
-from .checker import at_call_sites, check_decoded, check_source, check_text
+from .checker import check_decoded, check_source, check_text
 from .config import DEFAULT_CONFIG, Config, ConfigError, config_for_file
-from .report import help_uri
+from .report import at_call_sites, help_uri
 from .types import Applicability, Diagnostic, Edit, Span
 
 SOURCE = "zgcheck"

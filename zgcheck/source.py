@@ -1,15 +1,11 @@
-"""Bytes -> parsed libcst module with positions; a file we cannot read is a Diagnostic."""
+"""Decoded text -> parsed libcst module with positions (reading and decoding are in reading.py)."""
 
 from __future__ import annotations
 
 import ast
 from contextlib import contextmanager
-import io
-import os
-import stat
 import sys
 import threading
-import tokenize
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
@@ -19,7 +15,9 @@ from libcst._position import CodePosition, CodeRange
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from . import screen as cpython
-from .codes import CODES, DECODE_ERROR, FIX_ERROR, INTERNAL_ERROR, PARSE_ERROR, READ_ERROR  # noqa: F401
+from .codes import DECODE_ERROR, FIX_ERROR, INTERNAL_ERROR, PARSE_ERROR, READ_ERROR  # noqa: F401
+# Reading and decoding import no parser; they are re-exported here for the stages that parse.
+from .reading import decode, decode_for_display, read_bytes, tool_diagnostic  # noqa: F401
 from .screen import NEWLINE as _NEWLINE
 from .types import Diagnostic, Span
 
@@ -46,33 +44,6 @@ class ParsedSource:
 
     def text(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
-
-
-def tool_diagnostic(code: str, path: str, message: str, line: int = 1, col: int = 1) -> Diagnostic:
-    return Diagnostic(code, CODES[code].name, message, path, Span(line, col, line, col))
-
-
-def decode(data: bytes, path: str) -> Union[Tuple[str, str], Diagnostic]:
-    """(text, encoding) as Python would decode the file; a BOM gives 'utf-8-sig'."""
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        return data.decode(encoding), encoding
-    except (SyntaxError, LookupError, UnicodeDecodeError) as err:
-        line = _decode_error_line(data, err)
-        detail = err.msg if isinstance(err, SyntaxError) else str(err)
-        return tool_diagnostic(DECODE_ERROR, path, f"cannot decode: {detail}", line, 1)
-
-
-def read_bytes(path: str) -> bytes:
-    """A file's bytes; OSError for anything but a regular file (reading a FIFO would block)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
-                else "a socket" if stat.S_ISSOCK(mode) else "a directory" if stat.S_ISDIR(mode) else "special"
-            raise OSError(0, f"not a regular file ({kind})")
-        return handle.read()
 
 
 T = TypeVar("T")
@@ -238,30 +209,3 @@ def _python_syntax_error(text: str, path: str):
     except (ValueError, RecursionError, MemoryError):
         return None
     return None  # libcst rejects what CPython accepts: keep libcst's words
-
-
-def _decode_error_line(data, err) -> int:
-    if isinstance(data, bytes):
-        if not isinstance(err, UnicodeDecodeError):
-            try:
-                encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-            except SyntaxError:  # undecodable bytes in the first two lines
-                encoding = "utf-8"
-            try:
-                data.decode(encoding)
-            except UnicodeDecodeError as found:
-                err = found
-            except LookupError:
-                return 1
-        if isinstance(err, UnicodeDecodeError):
-            return data.count(b"\n", 0, err.start) + 1
-    return 1
-
-
-def decode_for_display(data: bytes) -> Optional[str]:
-    """Best-effort text for showing source lines in reports."""
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        return data.decode(encoding)
-    except (SyntaxError, LookupError, UnicodeDecodeError):
-        return data.decode("utf-8", errors="replace")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, List, Optional, Sequence
 
 from .screen import NEWLINE
-from .source import decode_for_display, read_bytes
+from .reading import decode_for_display, read_bytes
 from .types import Diagnostic
 
 # flake8's grammar: codes after `noqa:` separated by commas or spaces; anything

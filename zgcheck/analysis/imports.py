@@ -21,7 +21,7 @@ from ..recognise import Tables, gate
 
 MAX_MODULE_BYTES = 1_000_000
 # Per process: (path, stamp, backward pattern) -> whether that file can reach a backward call.
-_REACHES: Dict[tuple, bool] = {}
+_REACHES: Dict[tuple, Tuple[bool, Dict[str, bool]]] = {}  # -> (answer, the paths it probed)
 _REACHES_LIMIT = 10_000
 _HEADER = re.compile(rb"(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)")
 _CODE_LINE = re.compile(rb"^([ \t]*)([^\s#])", re.M)
@@ -108,6 +108,9 @@ class Files:
         self._defines: Dict[Tuple[str, str], bool] = {}
         self.bytes: Dict[str, Optional[bytes]] = {}
         self._stamps: Dict[str, Optional[Tuple[int, int]]] = {}
+        # Every path import resolution tried, and whether it was a file: a module created
+        # later where one was missing can change where an import points (caches check these).
+        self.probes: Dict[str, bool] = {}
 
     def read(self, path: str) -> Optional[bytes]:
         if path not in self.bytes:
@@ -140,11 +143,15 @@ class Files:
         for base in self._search_dirs(importer, level):
             candidate = os.path.join(base, *parts) if parts else base
             for path in (candidate + ".py", os.path.join(candidate, "__init__.py")):
-                if parts and os.path.isfile(path) and "site-packages" not in path:
+                if parts and "site-packages" not in path and self._isfile(path):
                     return path
-            if not parts and os.path.isfile(os.path.join(base, "__init__.py")):
+            if not parts and self._isfile(os.path.join(base, "__init__.py")):
                 return os.path.join(base, "__init__.py")
         return None
+
+    def _isfile(self, path: str) -> bool:
+        found = self.probes[path] = os.path.isfile(path)
+        return found
 
     def _search_dirs(self, importer: str, level: int) -> List[str]:
         here = os.path.dirname(os.path.abspath(importer))
@@ -154,7 +161,7 @@ class Files:
             return [here]
         dirs = [here]
         top = here
-        while os.path.isfile(os.path.join(top, "__init__.py")):
+        while self._isfile(os.path.join(top, "__init__.py")):
             top = os.path.dirname(top)
         if top != here:
             dirs.append(top)
@@ -188,9 +195,16 @@ class Files:
         if key not in _REACHES:
             if len(_REACHES) >= _REACHES_LIMIT:
                 _REACHES.clear()
-            _REACHES[key] = False  # a cycle back here adds nothing
-            _REACHES[key] = self._reaches_backward(path, name)
-        return _REACHES[key]
+            _REACHES[key] = (False, {})  # a cycle back here adds nothing
+            outer, self.probes = self.probes, {}
+            try:
+                reaches = self._reaches_backward(path, name)
+            finally:
+                probes, self.probes = self.probes, outer
+            _REACHES[key] = (reaches, probes)
+        reaches, probes = _REACHES[key]
+        self.probes.update(probes)  # what the answer rests on, however often it is reused
+        return reaches
 
     def _reaches_backward(self, path: str, name: str) -> bool:
         data = self.read(path)

@@ -87,17 +87,31 @@ class Workspace:
         """(path, sha256) of every other file the root's verdict may depend on: what it
         read, what the modules it used read, and so on."""
         digests: Dict[str, str] = {}
-        seen = set()
-        todo = [root]
-        while todo:
-            module = todo.pop()
-            if id(module) in seen:
-                continue
-            seen.add(id(module))
-            digests.update(module.workspace.files.digests())
-            todo.extend(module.imported.values())
+        for files in _files_used(root):
+            digests.update(files.digests())
         digests.pop(os.path.abspath(root.path), None)
         return sorted(digests.items())
+
+    def probes(self, root: "Module") -> Dict[str, bool]:
+        """Every path the root's import resolution tried (its own and its modules'), and
+        whether it was a file: where a module appears or goes, the verdict may change."""
+        out: Dict[str, bool] = {}
+        for files in _files_used(root):
+            out.update(files.probes)
+        return out
+
+
+def _files_used(root: "Module") -> List[Files]:
+    """The Files of root and of every module it used, transitively."""
+    out, seen, todo = [], set(), [root]
+    while todo:
+        module = todo.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        out.append(module.workspace.files)
+        todo.extend(module.imported.values())
+    return out
 
 
 class Module:
