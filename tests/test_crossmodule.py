@@ -82,6 +82,21 @@ def test_a_caller_without_backward_is_checked_through_its_helper(package):
     assert [(d["filename"], d["code"], d["location"]["row"]) for d in found] == [("pkg/engine.py", "ZG001", 5)]
 
 
+def test_a_script_whose_top_level_calls_the_helper_is_checked_through_it(package):
+    # No function at all: the top level binds the model and optimizer and calls the helper.
+    (package / "script.py").write_text(textwrap.dedent("""\
+        import torch
+        from .engine import train_one_epoch
+
+        model = torch.nn.Linear(2, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(3):
+            train_one_epoch(model, opt, torch.randn(3, 4, 2))
+        """))
+    result, found = check("--no-cache", "pkg/script.py")
+    assert [(d["filename"], d["code"], d["location"]["row"]) for d in found] == [("pkg/script.py", "ZG001", 7)]
+
+
 def test_cache_entry_is_dropped_when_an_imported_helper_changes(package):
     assert check("pkg/main.py")[0].exit_code == 1
     assert check("pkg/main.py")[0].exit_code == 1  # served from the cache

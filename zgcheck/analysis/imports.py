@@ -104,7 +104,7 @@ class Files:
         self.backward_attrs = tables.backward_attrs
         self._block_index: Dict[str, Dict[bytes, List[Tuple[int, int]]]] = {}
         self._imported: Dict[str, Dict[bytes, Tuple[str, str]]] = {}  # path -> local -> (file, name)
-        self._module_files: Dict[tuple, Optional[str]] = {}
+        self._module_files: Dict[tuple, Tuple[Optional[str], Dict[str, bool]]] = {}
         self._defines: Dict[Tuple[str, str], bool] = {}
         self.bytes: Dict[str, Optional[bytes]] = {}
         self._stamps: Dict[str, Optional[Tuple[int, int]]] = {}
@@ -136,8 +136,15 @@ class Files:
     def module_file(self, importer: str, level: int, parts: Tuple[str, ...]) -> Optional[str]:
         key = (os.path.dirname(os.path.abspath(importer)), level, parts)
         if key not in self._module_files:  # files importing from one directory ask alike
-            self._module_files[key] = self._module_file(importer, level, parts)
-        return self._module_files[key]
+            outer, self.probes = self.probes, {}
+            try:
+                found = self._module_file(importer, level, parts)
+            finally:
+                probes, self.probes = self.probes, outer
+            self._module_files[key] = (found, probes)
+        found, probes = self._module_files[key]
+        self.probes.update(probes)  # every asker's verdict rests on the same probes
+        return found
 
     def _module_file(self, importer: str, level: int, parts: Tuple[str, ...]) -> Optional[str]:
         for base in self._search_dirs(importer, level):

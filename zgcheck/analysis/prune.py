@@ -95,16 +95,18 @@ class Pruner:
                 _blank(lines, node)
                 changed = True
         if checked and not wanted:
-            changed = self._blank_top_level(outline, kept) or changed
+            changed = self._blank_top_level(outline, kept, imports, reaches_backward) or changed
         return "".join(lines) if changed else text
 
-    def _blank_top_level(self, outline: "_Outline", kept: Set[ast.AST]) -> bool:
+    def _blank_top_level(self, outline: "_Outline", kept: Set[ast.AST], imports: Dict[str, Import],
+                         reaches_backward) -> bool:
         """In a checked file whose top level reaches no backward call, the top-level assignments that
         bind nothing kept code names, and the calls of nothing kept, become `pass`: the top
         level can only lend kept code its globals (a large file of test tables, say)."""
         simple = [stmt for stmt in _top_statements(outline.tree.body)
                   if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr))]
-        if outline.reaching & outline.top_identifiers() or any(
+        top = outline.top_identifiers()
+        if outline.reaching & top or any(reaches_backward(word) for word in top & imports.keys()) or any(
                 calls_any(stmt, self.backward_attrs) for stmt in _top_statements(outline.tree.body)
                 if not isinstance(stmt, (*_DEFS, ast.ClassDef))):
             return False  # the top level is a root that can reach a backward call: all of it counts
