@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import __version__, cache, fixes, notebook
+from . import __version__, cache, fixes, notebook, suppress
 from . import source as sourcemod
 from .checker import check_decoded, check_source, may_hold_findings
 from .config import Config
@@ -29,6 +29,7 @@ class Mode:
     fix: bool = False
     unsafe: bool = False
     diff: bool = False  # show what --fix would change, write nothing
+    add_noqa: bool = False  # write `# noqa: CODE` on every reported line instead
     cache_dir: Optional[str] = None
 
 
@@ -43,6 +44,7 @@ class FileResult:
     fixed_text: Optional[str] = None  # the file's text after fixing, when it changed
     fixed_bytes: Optional[bytes] = None  # fixed_text encoded as the file was (BOM, coding cookie)
     fixed_codes: Tuple[str, ...] = ()  # the codes of the fixed diagnostics (when fixed > 0)
+    noqa_added: int = 0  # --add-noqa: the lines that got (or extended) a `# noqa`
 
 
 def run(paths: Sequence[str], config: Config, mode: Mode, jobs: int,
@@ -131,6 +133,8 @@ def _process(path: str, config: Config, mode: Mode) -> FileResult:
             sourcemod.READ_ERROR, path, f"cannot read: {err.strerror or err}")])
     if not may_hold_findings(data, path, config, _gate_workspace(config)):
         return FileResult(path)
+    if mode.add_noqa:
+        return add_noqa_source(path, data, config)
     if mode.fix or mode.diff:
         return fix_source(path, data, config, mode)
     return FileResult(path, _cached_check(path, data, config, mode.cache_dir))
@@ -201,6 +205,47 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
             result.diagnostics = check_source(data, path, config, gate=False)
             result.fixed = 0
     return result
+
+
+def add_noqa_source(path: str, data: bytes, config: Config) -> FileResult:
+    """`--add-noqa`: a `# noqa: CODE` for every diagnostic reported in this file (a notebook:
+    on its cell's line), written atomically; what remains is what noqa cannot silence."""
+    if path.endswith(".ipynb"):
+        try:
+            notebook_text = notebook.decode(data)
+            text, mapping = notebook.virtual_source(notebook_text)
+        except notebook.NotebookError:
+            return FileResult(path, check_source(data, path, config, gate=False))
+
+        def report(found: List[Diagnostic]) -> List[Diagnostic]:
+            return notebook.parse_errors(mapping, path) + [notebook.map_diagnostic(d, mapping, path) for d in found]
+
+        def encode(new_text: str) -> bytes:
+            return notebook.apply_fixed_source(notebook_text, new_text, mapping).encode("utf-8")
+    else:
+        decoded = sourcemod.decode(data, path)
+        if isinstance(decoded, Diagnostic):
+            return FileResult(path, [decoded] if config.is_selected(decoded.code, path) else [])
+        text, encoding = decoded
+        report = list
+
+        def encode(new_text: str) -> bytes:
+            return new_text.encode(encoding)
+    found = check_decoded(text, path, config, with_fixes=False)
+    new_text, added = suppress.add_noqa(text, [d for d in found if d.path == path])
+    if not added:
+        return FileResult(path, report(found))
+    after = check_decoded(new_text, path, config, with_fixes=False)
+    error = "the result would not parse" if any(d.code == sourcemod.PARSE_ERROR for d in after) else None
+    if error is None:
+        try:
+            error = write_atomically(path, data, encode(new_text))
+        except notebook.NotebookError as err:  # the line is an IPython magic's
+            error = str(err)
+    if error:
+        return FileResult(path, report(found), errors=[sourcemod.tool_diagnostic(
+            sourcemod.FIX_ERROR, path, f"noqa not added: {error}")])
+    return FileResult(path, report(after), noqa_added=added)
 
 
 def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[str]) -> List[Diagnostic]:
