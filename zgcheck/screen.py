@@ -56,6 +56,8 @@ def refusal(text: str, probe: bool = False) -> Tuple[Optional[Tuple[int, int, st
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # SyntaxWarnings are the user's business
                     compile(source, "<screen>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+                if probe and not deep and not COMPILE_COUNTS_NESTING:
+                    deep = _nests_deeper(source, SHALLOW)
                 return None, deep
             except RecursionError:
                 if tried == len(limits):
@@ -68,6 +70,23 @@ def refusal(text: str, probe: bool = False) -> Tuple[Optional[Tuple[int, int, st
     finally:
         sys.setrecursionlimit(old_limit)
     return None, deep
+
+
+# CPython 3.9 compiles without counting nesting against the recursion limit, so the probe
+# above never sees a deep file there: its nesting is measured on the syntax tree instead.
+COMPILE_COUNTS_NESTING = sys.version_info >= (3, 10)
+
+
+def _nests_deeper(source: str, limit: int) -> bool:
+    todo = [(_ast_of(source), 1)]
+    while todo:
+        node, depth = todo.pop()
+        if node is None:
+            continue
+        if depth > limit:
+            return True
+        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return False
 
 
 def _stack_depth() -> int:
