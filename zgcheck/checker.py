@@ -149,7 +149,7 @@ def check_decoded(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fi
     diagnostics = suppress.apply(found, text, path)  # noqa comments, zgcheck: skip-file
     if config.is_selected(UNUSED_NOQA, path) and not any(is_tool(d.code) for d in found):
         diagnostics += suppress.unused(found, text, path, lambda code: config.is_selected(code, path),
-                                       suppress.judged_lines(text, gate(config.tables).backward_text))
+                                       gate(config.tables).backward_text)
     return [d for d in diagnostics if config.is_selected(d.code, d.path)]
 
 

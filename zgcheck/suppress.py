@@ -162,12 +162,12 @@ def skips_file(text: str) -> bool:
 # --- ZG100: directives that suppress nothing --------------------------------
 
 def unused(diagnostics: Sequence[Diagnostic], text: str, path: str, is_selected: Callable[[str], bool],
-           judged: Callable[[int], bool]) -> List[Diagnostic]:
+           events: "re.Pattern[str]") -> List[Diagnostic]:
     """ZG100 for each directive of text (the file at `path`) naming a code of ours that
     suppressed none of `diagnostics` (every diagnostic of the file, before suppression).
 
-    Only lines for which `judged(line)` holds are looked at: elsewhere a finding may come
-    from a caller this file does not show. A code is judged only when every rule it names is
+    Only the lines `judged_lines` names are looked at (`events` finds an event call in a
+    function's text): elsewhere a finding may come from a caller this file does not show. A code is judged only when every rule it names is
     selected for this file; a bare `# noqa` is every linter's and is never judged, a bare
     `# zgcheck: ignore` is judged when it suppresses nothing at all. A directive that names
     ZG100 itself (or a prefix of it) is left alone.
@@ -175,6 +175,7 @@ def unused(diagnostics: Sequence[Diagnostic], text: str, path: str, is_selected:
     directives = scan(text)
     if directives.skip_file or not directives.by_line:
         return []
+    judged = judged_lines(text, events)
     used = set()
     for d in diagnostics:
         if d.path == path and suppressible(d.code):
