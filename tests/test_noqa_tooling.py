@@ -46,7 +46,8 @@ def test_unused_suppression_is_reported_and_fixed(tmp_path, comment, fixed):
     result = check(path)
     assert codes(result) == [("ZG100", "train.py", 8)] and result.exit_code == 1
     [d] = json.loads(result.stdout)
-    assert d["location"]["column"] == len("    optimizer.step()  ") + 1 + (len("# type: ignore  ") if "type" in comment else 0)
+    before = "    optimizer.step()  " + ("# type: ignore  " if "type" in comment else "")
+    assert d["location"]["column"] == len(before) + 1
     assert d["fix"]["applicability"] == "safe"
     fixed_run = run("--fix", str(path))
     assert fixed_run.exit_code == 0, fixed_run.output
@@ -186,3 +187,11 @@ def test_add_noqa_leaves_tool_diagnostics(tmp_path):
     result = check(path, "--add-noqa")
     assert result.exit_code == 1 and codes(result) == [("ZG901", "train.py", 2)]
     assert path.read_text() == "loss.backward()\ndef f(:\n    pass\n"
+
+
+def test_a_directive_on_a_line_of_its_own_goes_with_its_line(tmp_path):
+    text = CLEAN.replace(STEP, "    optimizer.step(\n        # noqa: ZG001\n    )\n")
+    path = write(tmp_path, text)
+    assert codes(check(path)) == [("ZG100", "train.py", 9)]
+    assert run("--fix", str(path)).exit_code == 0
+    assert path.read_text() == CLEAN.replace(STEP, "    optimizer.step(\n    )\n")

@@ -167,10 +167,10 @@ def unused(diagnostics: Sequence[Diagnostic], text: str, path: str, is_selected:
     suppressed none of `diagnostics` (every diagnostic of the file, before suppression).
 
     Only the lines `judged_lines` names are looked at (`events` finds an event call in a
-    function's text): elsewhere a finding may come from a caller this file does not show. A code is judged only when every rule it names is
-    selected for this file; a bare `# noqa` is every linter's and is never judged, a bare
-    `# zgcheck: ignore` is judged when it suppresses nothing at all. A directive that names
-    ZG100 itself (or a prefix of it) is left alone.
+    function's text): elsewhere a finding may come from a caller this file does not show.
+    A code is judged only when every rule it names is selected for this file; a bare
+    `# noqa` is every linter's and is never judged, a bare `# zgcheck: ignore` is judged
+    when it suppresses nothing at all. A directive naming ZG100 (or a prefix of it) is kept.
     """
     directives = scan(text)
     if directives.skip_file or not directives.by_line:
@@ -243,7 +243,8 @@ def _removal(directive: Directive, kept: Sequence[str], line_text: str) -> Tuple
     if directive.start == directive.comment_start and rest.strip():
         return (Edit(row, directive.start + 1, row, directive.end + 1, "#"),)  # `# noqa: ZG001 why` -> `# why`
     if not before.strip() and not rest.strip() and directive.comment_end == len(body):  # a comment line
-        return (Edit(row, 1, row + 1, 1, ""),) if len(body) < len(line_text) else (Edit(row, 1, row, len(body) + 1, ""),)
+        ended = len(body) < len(line_text)
+        return (Edit(row, 1, row + 1, 1, "") if ended else Edit(row, 1, row, len(body) + 1, ""),)
     cut = len(before.rstrip(" \t"))
     if directive.start > directive.comment_start:  # `# type: ignore  # noqa: ZG001`: keep the first
         cut = max(cut, directive.comment_start + 1)
