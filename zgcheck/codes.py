@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict
 
-from .rules import ALL_RULES, Rule
+from .rules import ALL_RULES
 
 # Tool diagnostics: a file zgcheck could not read, parse or fix. Never suppressed by noqa.
 PARSE_ERROR = "ZG901"
