@@ -242,3 +242,16 @@ def test_a_helpers_finding_is_shown_at_the_call_in_the_open_file(tmp_path):
         assert helper.location.range.start.line == 1
 
     session(tmp_path, body)
+
+
+def test_an_unused_noqa_is_shown_with_a_quick_fix_that_removes_it(tmp_path):
+    text = CLEAN.replace("    optimizer.step()\n", "    optimizer.step()  # noqa: ZG001\n")
+
+    async def body(editor):
+        uri = open_doc(editor, tmp_path / "train.py", text)
+        [diagnostic] = await editor.diagnostics(uri)
+        assert diagnostic.code == "ZG100" and diagnostic.code_description.href.endswith("docs/rules/ZG100.md")
+        [action] = [a for a in await actions(editor, uri, diagnostic) if a.kind == lsp.CodeActionKind.QuickFix]
+        assert apply(text, action.edit.document_changes[0].edits) == CLEAN
+
+    session(tmp_path, body)
