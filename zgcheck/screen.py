@@ -56,7 +56,7 @@ def refusal(text: str, probe: bool = False) -> Tuple[Optional[Tuple[int, int, st
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # SyntaxWarnings are the user's business
                     compile(source, "<screen>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
-                if probe and not deep and not COMPILE_COUNTS_NESTING:
+                if probe and not deep and not _compile_counts_nesting():
                     deep = _nests_deeper(source, SHALLOW)
                 return None, deep
             except RecursionError:
@@ -72,9 +72,27 @@ def refusal(text: str, probe: bool = False) -> Tuple[Optional[Tuple[int, int, st
     return None, deep
 
 
-# CPython 3.9 compiles without counting nesting against the recursion limit, so the probe
-# above never sees a deep file there: its nesting is measured on the syntax tree instead.
-COMPILE_COUNTS_NESTING = sys.version_info >= (3, 10)
+_COUNTS: List[bool] = []
+
+
+def _compile_counts_nesting() -> bool:
+    """Whether this CPython's compiler counts nesting against the recursion limit, as 3.10 and
+    3.11 do. 3.9 does not count it at all, and 3.12 counts C frames against a fixed limit of
+    its own, so the probe above never sees a deep file there: then its nesting is measured on
+    the syntax tree. Asked once, on the deep-stack thread (the limit is the interpreter's)."""
+    if not _COUNTS:
+        old_limit = sys.getrecursionlimit()
+        try:
+            sys.setrecursionlimit(_stack_depth() + SHALLOW)
+            compile("x = " + "-" * (4 * SHALLOW) + "1", "<probe>", "exec", dont_inherit=True)
+            _COUNTS.append(False)
+        except RecursionError:
+            _COUNTS.append(True)
+        except (SyntaxError, MemoryError, ValueError):
+            _COUNTS.append(False)
+        finally:
+            sys.setrecursionlimit(old_limit)
+    return _COUNTS[0]
 
 
 def _nests_deeper(source: str, limit: int) -> bool:
