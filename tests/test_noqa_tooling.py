@@ -60,6 +60,8 @@ def test_unused_suppression_is_reported_and_fixed(tmp_path, comment, fixed):
     "# noqa: E501",  # another tool's code
     "# noqa: ZG001, ZG100",  # kept on purpose
     "# noqa: ZG1",
+    "# noqa: ZG001  # noqa: ZG100",  # ZG100 suppressed on the line by another directive
+    "# noqa: ZG001  # noqa",
 ])
 def test_not_judged(tmp_path, comment):
     assert codes(check(write(tmp_path, with_comment(CLEAN, comment)))) == []

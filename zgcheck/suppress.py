@@ -186,6 +186,8 @@ def unused(diagnostics: Sequence[Diagnostic], text: str, path: str, is_selected:
         if not judged(line):
             continue
         for directive in found:
+            if any(other is not directive and _covers_unused(other) for other in found):
+                continue  # `# noqa: ZG001  # noqa: ZG100`: ZG100 is suppressed on this line
             verdict = _verdict(directive, used, is_selected)
             if verdict:
                 out.append(_unused_diagnostic(directive, verdict, path, lines[line - 1]))
@@ -199,7 +201,7 @@ def _verdict(directive: Directive, used: set, is_selected: Callable[[str], bool]
         if directive.shared or (id(directive), None) in used or not all(is_selected(c) for c in rules):
             return {}
         return {"": "unused"}
-    if any(UNUSED_NOQA.startswith(c) for c in directive.codes):
+    if _covers_unused(directive):
         return {}
     out = {}
     for code in directive.codes:
@@ -213,6 +215,10 @@ def _verdict(directive: Directive, used: set, is_selected: Callable[[str], bool]
         elif all(is_selected(c) for c in named if suppressible(c)) and (id(directive), code) not in used:
             out[code] = "unused"
     return out
+
+
+def _covers_unused(directive: Directive) -> bool:
+    return directive.codes is None or any(UNUSED_NOQA.startswith(c) for c in directive.codes)
 
 
 def _unused_diagnostic(directive: Directive, verdict: Dict[str, str], path: str, line_text: str) -> Diagnostic:
