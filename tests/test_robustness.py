@@ -145,6 +145,18 @@ def test_a_damaged_cache_entry_is_discarded_with_one_line_and_the_file_rechecked
     assert json_codes(again) == expected and b"discarded" not in again.stderr
 
 
+def test_entries_of_another_python_are_not_read(tmp_path, monkeypatch):
+    # A `match` statement is ZG001 on 3.10 and ZG901 on 3.9: one cache, several interpreters.
+    (tmp_path / "train.py").write_text(BUGGY)
+    args = ("--output-format", "json", "--jobs", "1", "train.py")
+    expected = json_codes(zgcheck(*args, cwd=tmp_path))
+    assert len(_entries(tmp_path)) == 1
+    monkeypatch.setattr(runner, "INTERPRETER", "cpython-3.99.0")
+    monkeypatch.setattr(runner, "_TOOL", [])
+    assert json_codes(zgcheck(*args, cwd=tmp_path)) == expected
+    assert len(_entries(tmp_path)) == 2  # its own entry, beside the other interpreter's
+
+
 # --- 5. stdin: the bytes that came in -----------------------------------------------
 
 LATIN1 = ("# -*- coding: latin-1 -*-\n# caf\xe9 cr\xe8me\n" + BUGGY).encode("latin-1")

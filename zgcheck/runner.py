@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
+import sys
 import traceback
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -269,6 +271,9 @@ def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[st
 
 
 _TOOL: List[str] = []
+# The interpreter decides verdicts too (3.9 cannot parse `match`; nesting limits differ):
+# virtualenvs of several Pythons share a project's cache without reading each other's entries.
+INTERPRETER = f"{sys.implementation.name}-{platform.python_version()}"
 
 
 def _tool_fingerprint() -> str:
@@ -278,7 +283,7 @@ def _tool_fingerprint() -> str:
         here = Path(__file__).resolve().parent
         stats = sorted((str(p.relative_to(here)), p.stat().st_size, p.stat().st_mtime_ns)
                        for p in here.rglob("*.py") if "runtime" not in p.parts)
-        _TOOL.append(hashlib.sha256(repr((__version__, stats)).encode()).hexdigest())
+        _TOOL.append(hashlib.sha256(repr((__version__, INTERPRETER, stats)).encode()).hexdigest())
     return _TOOL[0]
 
 
