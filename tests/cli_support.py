@@ -48,13 +48,21 @@ class _Separated:
         return self._result.stdout + self._result.stderr
 
 
-def invoke(args, **kwargs):
-    """Run the CLI in-process with stdout and stderr apart, on every click we support."""
+def cli_runner() -> CliRunner:
+    """A CliRunner that keeps stderr apart from stdout on every click we support (8.1 mixes
+    them unless told not to; 8.2 has no such switch and always keeps them apart)."""
     try:
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:  # click >= 8.2: always apart
-        return CliRunner().invoke(main, args, **kwargs)
-    return _Separated(runner.invoke(main, args, **kwargs))
+        return CliRunner(mix_stderr=False)
+    except TypeError:  # click >= 8.2
+        return CliRunner()
+
+
+def invoke(args, **kwargs):
+    """Run the CLI in-process with stdout and stderr apart, on every click we support;
+    `output` is both, as click >= 8.2 gives it."""
+    runner = cli_runner()
+    result = runner.invoke(main, args, **kwargs)
+    return _Separated(result) if getattr(runner, "mix_stderr", True) is False else result
 
 
 def codes(result):

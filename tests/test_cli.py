@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from zgcheck.codes import UnusedNoqa
 from zgcheck.rules import ALL_RULES
 
 from cli_support import BUGGY, CLEAN, invoke
@@ -117,7 +118,7 @@ def test_default_excludes_and_gitignore(project):
     assert len(json.loads(explicit.stdout)) == 1  # named files are always checked
 
 
-@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.code)
+@pytest.mark.parametrize("rule", [*ALL_RULES, UnusedNoqa], ids=lambda r: r.code)
 def test_rule_docs_and_their_examples(rule, tmp_path):
     result = run("rule", rule.code)
     assert result.exit_code == 0

@@ -7,7 +7,6 @@ import textwrap
 
 import pytest
 
-from zgcheck.cli import main
 
 from cli_support import ENGINE, invoke
 

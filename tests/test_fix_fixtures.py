@@ -11,11 +11,10 @@ import shutil
 
 import pytest
 
-from zgcheck.cli import main
 
 from cli_support import invoke
 
-from fixture_support import FIXTURES, all_fixtures
+from fixture_support import FIXTURES, all_fixtures, params
 
 EXPECT_COMMENT = re.compile(r"  # expect: [A-Z0-9, ]+$", re.M)
 
@@ -31,14 +30,14 @@ def fixed_copy(tmp_path_factory):
 BUGGY = [f for f in all_fixtures() if f.expected and not f.name.endswith(".fixed.py")]
 
 
-@pytest.mark.parametrize("fixture", [f for f in BUGGY if f.fixed_path.exists()], ids=lambda f: f.name)
+@pytest.mark.parametrize("fixture", params([f for f in BUGGY if f.fixed_path.exists()]))
 def test_fix_produces_the_expected_file(fixture, fixed_copy):
     copy, _ = fixed_copy
     produced = (copy / fixture.path.relative_to(FIXTURES)).read_text()
     assert EXPECT_COMMENT.sub("", produced) == fixture.fixed_path.read_text()
 
 
-@pytest.mark.parametrize("fixture", [f for f in BUGGY if not f.fixed_path.exists()], ids=lambda f: f.name)
+@pytest.mark.parametrize("fixture", params([f for f in BUGGY if not f.fixed_path.exists()]))
 def test_a_buggy_fixture_without_fixed_file_says_why(fixture, fixed_copy):
     text = fixture.path.read_text()
     assert re.search(r"#\s*fix:\s*(unsafe|none)\s*--", text), "state `# fix: unsafe -- why` or add a .fixed.py"

@@ -8,7 +8,6 @@ import textwrap
 
 import pytest
 
-from zgcheck.cli import main
 
 from cli_support import invoke
 from zgcheck.writer import write_atomically

@@ -20,7 +20,7 @@ from fixture_support import all_fixtures  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_LIST = all_fixtures()
-RUNNABLE = [f for f in FIXTURE_LIST if f.runtime_skip is None]
+RUNNABLE = [f for f in FIXTURE_LIST if f.runtime_skip is None and not f.unsupported]
 SKIPPED = [f for f in FIXTURE_LIST if f.runtime_skip is not None]
 # Seconds one fixture may run before the batch stops it (it is a tiny script).
 TIMEOUT = 120

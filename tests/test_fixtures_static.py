@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from zgcheck.checker import check_file
 from zgcheck.cli import main
 
-from fixture_support import FIXTURES, all_fixtures
+from fixture_support import FIXTURES, all_fixtures, params
 
 FIXTURE_LIST = all_fixtures()
 
@@ -21,7 +21,7 @@ def test_there_are_enough_fixtures():
     assert len(originals) >= 45
 
 
-@pytest.mark.parametrize("fixture", FIXTURE_LIST, ids=lambda f: f.name)
+@pytest.mark.parametrize("fixture", params(FIXTURE_LIST))
 def test_static_verdict_matches_expectations(fixture):
     # Findings inside helpers imported from other fixture files are that file's expectations.
     found = {(d.code, d.span.start_line) for d in check_file(str(fixture.path))
@@ -34,5 +34,8 @@ def test_cli_reports_exactly_the_expected_diagnostics():
     assert result.exit_code == 1, result.output
     reported = {(d["filename"], d["code"], d["location"]["row"]) for d in json.loads(result.stdout)
                 if "known_limitations" not in d["filename"]}
-    expected = {(str(f.path), code, line) for f in FIXTURE_LIST for code, line in f.expected}
-    assert reported == expected
+    expected = {(str(f.path), code, line) for f in FIXTURE_LIST for code, line in f.expected if not f.unsupported}
+    # What this Python cannot parse is reported as CPython would refuse it: ZG901, once.
+    newer = {str(f.path) for f in FIXTURE_LIST if f.unsupported}
+    assert sorted(code for name, code, _ in reported if name in newer) == ["ZG901"] * len(newer)
+    assert {d for d in reported if d[0] not in newer} == expected

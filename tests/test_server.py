@@ -6,7 +6,6 @@ import asyncio
 import sys
 from pathlib import Path
 
-import pytest
 from lsprotocol import types as lsp
 from pygls.lsp.client import LanguageClient
 from pygls.uris import from_fs_path
@@ -240,5 +239,18 @@ def test_a_helpers_finding_is_shown_at_the_call_in_the_open_file(tmp_path):
         helper = next(r for r in diagnostic.related_information if r.message.startswith("helper"))
         assert helper.location.uri == from_fs_path(str(tmp_path / "helpers.py"))
         assert helper.location.range.start.line == 1
+
+    session(tmp_path, body)
+
+
+def test_an_unused_noqa_is_shown_with_a_quick_fix_that_removes_it(tmp_path):
+    text = CLEAN.replace("    optimizer.step()\n", "    optimizer.step()  # noqa: ZG001\n")
+
+    async def body(editor):
+        uri = open_doc(editor, tmp_path / "train.py", text)
+        [diagnostic] = await editor.diagnostics(uri)
+        assert diagnostic.code == "ZG100" and diagnostic.code_description.href.endswith("docs/rules/ZG100.md")
+        [action] = [a for a in await actions(editor, uri, diagnostic) if a.kind == lsp.CodeActionKind.QuickFix]
+        assert apply(text, action.edit.document_changes[0].edits) == CLEAN
 
     session(tmp_path, body)

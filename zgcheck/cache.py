@@ -47,6 +47,7 @@ def load(entry: Path, key: str) -> Optional[Tuple[Dependencies, Probes, List[Dia
         return dependencies, probes, [_diagnostic(d) for d in _list(data.get("diagnostics"))]
     except (Invalid, ValueError, TypeError, RecursionError) as err:  # JSON errors are ValueErrors
         sys.stderr.write(f"zgcheck: discarded a bad cache entry {entry} ({err}); re-checking the file\n")
+        sys.stderr.flush()  # a note, not a report: out before anything else is written
         return None
 
 

@@ -11,6 +11,7 @@ from . import fixes, notebook, suppress
 from . import source as sourcemod
 from .analysis import Workspace, analyse
 from .analysis.imports import imports_project_helper
+from .codes import UNUSED_NOQA, is_tool
 from .config import Config, DEFAULT_CONFIG
 from .recognise import gate
 from .report import CALL_ROLE, HELPER_ROLE
@@ -125,10 +126,13 @@ def check_decoded(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fi
                   workspace: Optional[Workspace] = None) -> List[Diagnostic]:
     """Selected diagnostics of decoded source that already passed the gate (the fix loop's
     re-checks, a notebook's virtual module), fixes proven safe or marked unsafe."""
-    diagnostics = diagnose(text, path, config, with_fixes, workspace)
+    found = diagnose(text, path, config, with_fixes, workspace)
     if with_fixes:
-        diagnostics = _verify_fixes(text, path, config, diagnostics)
-    diagnostics = suppress.apply(diagnostics, text, path)  # noqa comments, zgcheck: skip-file
+        found = _verify_fixes(text, path, config, found)
+    diagnostics = suppress.apply(found, text, path)  # noqa comments, zgcheck: skip-file
+    if config.is_selected(UNUSED_NOQA, path) and not any(is_tool(d.code) for d in found):
+        diagnostics += suppress.unused(found, text, path, lambda code: config.is_selected(code, path),
+                                       gate(config.tables).backward_text)
     return [d for d in diagnostics if config.is_selected(d.code, d.path)]
 
 

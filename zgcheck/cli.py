@@ -78,6 +78,8 @@ def main() -> None:
 @click.option("--fix", is_flag=True, help="Apply safe fixes.")
 @click.option("--unsafe-fixes", is_flag=True, help="With --fix or --diff, apply unsafe fixes too.")
 @click.option("--diff", is_flag=True, help="Print the fixes as a patch (git apply accepts it); write nothing.")
+@click.option("--add-noqa", is_flag=True,
+              help="Add `# noqa: CODE` to every line with a diagnostic (merged into an existing `# noqa:`).")
 @click.option("--show-fixes", is_flag=True, help="With --fix or --diff, list what was (or would be) fixed.")
 @click.option("--select", help="Comma-separated rule codes (or prefixes) to enable.")
 @click.option("--extend-select", help="Comma-separated rule codes (or prefixes) to enable on top of the selection.")
@@ -99,7 +101,7 @@ def main() -> None:
 @click.option("--stdin-filename", help="The name of the file read from '-' (for messages and per-file-ignores).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Read [tool.zgcheck] from this file for every file, instead of each file's nearest pyproject.toml.")
-def check(paths, fix, unsafe_fixes, diff, show_fixes, select, extend_select, ignore, exit_zero, output_format,
+def check(paths, fix, unsafe_fixes, diff, add_noqa, show_fixes, select, extend_select, ignore, exit_zero, output_format,
           output_file, statistics, quiet, color, jobs, no_cache, cache_dir, exclude, no_respect_gitignore,
           force_exclude, stdin_filename, config_path):
     """Check PATHS (files or directories; default '.'; '-' reads stdin)."""
@@ -109,8 +111,10 @@ def check(paths, fix, unsafe_fixes, diff, show_fixes, select, extend_select, ign
         config = configs.for_file(stdin_filename) if stdin_filename else configs.for_directory(Path.cwd())
     except ConfigError as err:
         raise ConfigProblem(str(err))
-    mode = runner.Mode(fix=fix and not diff, unsafe=unsafe_fixes, diff=diff,
-                       cache_dir=None if (no_cache or fix or diff) else _cache(cache_dir, config))
+    if add_noqa and (fix or diff or "-" in paths):
+        raise click.UsageError("--add-noqa writes files: it cannot be combined with --fix, --diff or '-' (stdin)")
+    mode = runner.Mode(fix=fix and not diff, unsafe=unsafe_fixes, diff=diff, add_noqa=add_noqa,
+                       cache_dir=None if (no_cache or fix or diff or add_noqa) else _cache(cache_dir, config))
     paths = paths or (".",)
     stdin = None
     results: List[runner.FileResult] = []
@@ -154,6 +158,9 @@ def check(paths, fix, unsafe_fixes, diff, show_fixes, select, extend_select, ign
         else:
             stream.write(FORMATTERS[output_format](diagnostics, _sources(diagnostics, stdin),
                                                    not output_file and _use_color(stream, color)))
+        if add_noqa:
+            added = sum(r.noqa_added for r in results)
+            click.echo(f"Added {added} noqa directive{'s' if added != 1 else ''}.", err=True)
         if show_fixes and (fix or diff):
             click.echo(_fixed_list(results, diff), err=True, nl=False)
         if output_format in ("text", "concise") and not quiet and not statistics:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict
 
-from .rules import ALL_RULES, Rule
+from .rules import ALL_RULES
 
 # Tool diagnostics: a file zgcheck could not read, parse or fix. Never suppressed by noqa.
 PARSE_ERROR = "ZG901"
@@ -21,6 +21,8 @@ INVALID_NOTEBOOK = "ZG904"
 FIX_ERROR = "ZG905"
 INTERNAL_ERROR = "ZG999"
 TOOL_PREFIX = "ZG9"
+# Suppression comments (ZG1xx): what `zgcheck/suppress.py` reports about them.
+UNUSED_NOQA = "ZG100"
 
 
 @dataclass(frozen=True)
@@ -31,13 +33,42 @@ class Code:
     doc: str  # Markdown, Ruff's sections for a rule
 
 
-def _rule_doc(rule: Rule) -> str:
+def _rule_doc(rule) -> str:
+    """Ruff's sections, from a Rule (or anything with its documentation attributes)."""
     def block(code: str) -> str:
         return "```python\n" + code + "```\n"
 
     return (f"## What it does\n{rule.what}\n\n## Why is this bad?\n{rule.why}\n\n"
             f"## Example\n{block(rule.example)}\n## Use instead:\n{block(rule.use_instead)}\n"
             f"## Fix safety\n{rule.fix_safety}\n")
+
+
+class UnusedNoqa:
+    """ZG100's documentation. Not a dataflow rule: suppress.py judges the comments."""
+
+    code = UNUSED_NOQA
+    name = "unused-noqa"
+    summary = "a `# noqa` or `# zgcheck: ignore` names a zgcheck code that it does not suppress"
+    what = ("Reports a suppression comment that names one of zgcheck's codes (`# noqa: ZG001`,\n"
+            "`# zgcheck: ignore[ZG002]`) on a line where that code reports nothing, as Ruff's RUF100.\n"
+            "Codes of other tools (`# noqa: E501`) are not judged, nor is a bare `# noqa` (every\n"
+            "linter reads it); a bare `# zgcheck: ignore` is reported when it suppresses nothing.\n"
+            "A code is judged only when every rule it names is selected for the file, and only\n"
+            "where the file alone decides the finding: module-level code, and the loops of a\n"
+            "function that calls `backward` itself (elsewhere, an imported helper's finding may\n"
+            "come from a caller in another file). `# noqa: ZG100` on the line keeps a directive.")
+    why = ("A suppression that suppresses nothing hides the next real finding on that line: once\n"
+           "the code it was written for is fixed, a new missing `zero_grad()` there would be silent.")
+    example = ("for x, y in loader:\n"
+               "    optimizer.zero_grad()\n"
+               "    loss_fn(model(x), y).backward()\n"
+               "    optimizer.step()  # noqa: ZG001\n")
+    use_instead = ("for x, y in loader:\n"
+                   "    optimizer.zero_grad()\n"
+                   "    loss_fn(model(x), y).backward()\n"
+                   "    optimizer.step()\n")
+    fix_safety = ("The fix is safe: it removes only the codes that suppress nothing (the whole comment\n"
+                  "when nothing else is left in it), so no diagnostic appears or disappears.")
 
 
 def _tool(code: str, name: str, summary: str, what: str) -> Code:
@@ -63,7 +94,7 @@ TOOL_CODES = (
 )
 
 CODES: Dict[str, Code] = {
-    **{r.code: Code(r.code, r.name, r.summary, _rule_doc(r)) for r in ALL_RULES},
+    **{r.code: Code(r.code, r.name, r.summary, _rule_doc(r)) for r in (*ALL_RULES, UnusedNoqa)},
     **{c.code: c for c in TOOL_CODES},
 }
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tupl
 
 from . import __version__, cache, notebook
 from .config import Config
-from .codes import FIX_ERROR, INTERNAL_ERROR, READ_ERROR
+from .codes import FIX_ERROR, INTERNAL_ERROR, PARSE_ERROR, READ_ERROR
 from .reading import decode, read_bytes, tool_diagnostic
 from .types import Diagnostic
 
@@ -35,6 +37,7 @@ class Mode:
     fix: bool = False
     unsafe: bool = False
     diff: bool = False  # show what --fix would change, write nothing
+    add_noqa: bool = False  # write `# noqa: CODE` on every reported line instead
     cache_dir: Optional[str] = None
 
 
@@ -50,11 +53,12 @@ class FileResult:
     fixed_bytes: Optional[bytes] = None  # fixed_text encoded as the file was (BOM, coding cookie)
     fixed_codes: Tuple[str, ...] = ()  # the codes of the fixed diagnostics (when fixed > 0)
     basis: Optional[cache.Basis] = None  # what a cached verdict rests on (for the stat index)
+    noqa_added: int = 0  # --add-noqa: the lines that got (or extended) a `# noqa`
 
 
 def open_index(mode: Mode) -> Optional[cache.StatIndex]:
     """The stat index of the mode's cache directory (None without a cache)."""
-    if mode.cache_dir is None or mode.fix or mode.diff:
+    if mode.cache_dir is None or mode.fix or mode.diff or mode.add_noqa:
         return None
     return cache.StatIndex.load(Path(mode.cache_dir), _tool_fingerprint())
 
@@ -197,6 +201,8 @@ def _process(path: str, config: Config, mode: Mode) -> FileResult:
     files.probes.clear()  # shared by the files of this process: keep this file's own
     keep = may_hold_findings(data, path, config, _gate_workspace(config))
     gated = dict(files.probes)
+    if mode.add_noqa:
+        return add_noqa_source(path, data, config) if keep else FileResult(path)
     if mode.fix or mode.diff:
         return fix_source(path, data, config, mode) if keep else FileResult(path)
     if not keep:
@@ -282,6 +288,51 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
     return result
 
 
+def add_noqa_source(path: str, data: bytes, config: Config) -> FileResult:
+    """`--add-noqa`: a `# noqa: CODE` for every diagnostic reported in this file (a notebook:
+    on its cell's line), written atomically; what remains is what noqa cannot silence."""
+    from . import suppress
+    from .checker import check_decoded, check_source
+    from .writer import write_atomically
+
+    if path.endswith(".ipynb"):
+        try:
+            notebook_text = notebook.decode(data)
+            text, mapping = notebook.virtual_source(notebook_text)
+        except notebook.NotebookError:
+            return FileResult(path, check_source(data, path, config, gate=False))
+
+        def report(found: List[Diagnostic]) -> List[Diagnostic]:
+            return notebook.parse_errors(mapping, path) + [notebook.map_diagnostic(d, mapping, path) for d in found]
+
+        def encode(new_text: str) -> bytes:
+            return notebook.apply_fixed_source(notebook_text, new_text, mapping).encode("utf-8")
+    else:
+        decoded = decode(data, path)
+        if isinstance(decoded, Diagnostic):
+            return FileResult(path, [decoded] if config.is_selected(decoded.code, path) else [])
+        text, encoding = decoded
+        report = list
+
+        def encode(new_text: str) -> bytes:
+            return new_text.encode(encoding)
+    found = check_decoded(text, path, config, with_fixes=False)
+    new_text, added = suppress.add_noqa(text, [d for d in found if d.path == path])
+    if not added:
+        return FileResult(path, report(found))
+    after = check_decoded(new_text, path, config, with_fixes=False)
+    error = "the result would not parse" if any(d.code == PARSE_ERROR for d in after) else None
+    if error is None:
+        try:
+            error = write_atomically(path, data, encode(new_text))
+        except notebook.NotebookError as err:  # the line is an IPython magic's
+            error = str(err)
+    if error:
+        return FileResult(path, report(found), errors=[tool_diagnostic(
+            FIX_ERROR, path, f"noqa not added: {error}")])
+    return FileResult(path, report(after), noqa_added=added)
+
+
 def _entry(cache_dir: str, key: str) -> Path:
     return Path(cache_dir) / key[:2] / key
 
@@ -317,6 +368,9 @@ def _cached_check(path: str, data: bytes, config: Config, cache_dir: Optional[st
 
 
 _TOOL: List[str] = []
+# The interpreter decides verdicts too (3.9 cannot parse `match`; nesting limits differ):
+# virtualenvs of several Pythons share a project's cache without reading each other's entries.
+INTERPRETER = f"{sys.implementation.name}-{platform.python_version()}"
 
 
 def _tool_fingerprint() -> str:
@@ -326,7 +380,7 @@ def _tool_fingerprint() -> str:
         here = Path(__file__).resolve().parent
         stats = sorted((str(p.relative_to(here)), p.stat().st_size, p.stat().st_mtime_ns)
                        for p in here.rglob("*.py") if "runtime" not in p.parts)
-        _TOOL.append(hashlib.sha256(repr((__version__, stats)).encode()).hexdigest())
+        _TOOL.append(hashlib.sha256(repr((__version__, INTERPRETER, stats)).encode()).hexdigest())
     return _TOOL[0]
 
 

@@ -56,6 +56,8 @@ def refusal(text: str, probe: bool = False) -> Tuple[Optional[Tuple[int, int, st
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # SyntaxWarnings are the user's business
                     compile(source, "<screen>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+                if probe and not deep and not _compile_counts_nesting():
+                    deep = _nests_deeper(source, SHALLOW)
                 return None, deep
             except RecursionError:
                 if tried == len(limits):
@@ -91,6 +93,41 @@ def is_call_to(node: ast.AST, attrs: FrozenSet[str]) -> bool:
         return False
     func = node.func
     return isinstance(func, ast.Attribute) and func.attr in attrs or isinstance(func, ast.Name) and func.id in attrs
+
+
+_COUNTS: List[bool] = []
+
+
+def _compile_counts_nesting() -> bool:
+    """Whether this CPython's compiler counts nesting against the recursion limit, as 3.10 and
+    3.11 do. 3.9 does not count it at all, and 3.12 counts C frames against a fixed limit of
+    its own, so the probe above never sees a deep file there: then its nesting is measured on
+    the syntax tree. Asked once, on the deep-stack thread (the limit is the interpreter's)."""
+    if not _COUNTS:
+        old_limit = sys.getrecursionlimit()
+        try:
+            sys.setrecursionlimit(_stack_depth() + SHALLOW)
+            compile("x = " + "-" * (4 * SHALLOW) + "1", "<probe>", "exec", dont_inherit=True)
+            _COUNTS.append(False)
+        except RecursionError:
+            _COUNTS.append(True)
+        except (SyntaxError, MemoryError, ValueError):
+            _COUNTS.append(False)
+        finally:
+            sys.setrecursionlimit(old_limit)
+    return _COUNTS[0]
+
+
+def _nests_deeper(source: str, limit: int) -> bool:
+    todo = [(_ast_of(source), 1)]
+    while todo:
+        node, depth = todo.pop()
+        if node is None:
+            continue
+        if depth > limit:
+            return True
+        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return False
 
 
 def _stack_depth() -> int:
