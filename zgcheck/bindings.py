@@ -24,6 +24,7 @@ class Binding:
     args: Tuple[str, ...] = ()  # for a partial: the arguments it binds
     kwargs: Tuple[Tuple[str, str], ...] = ()
     index: int = -1  # `a, b = make()`: the position unpacked from the call's result
+    cls: str = ""  # for an optimizer: the class (or factory) it was built by, as called
 
 
 def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
@@ -37,7 +38,10 @@ def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
             # `Adam(params)`: the modules come from what `params` was bound to (see analysis).
             names = tuple(dotted(a.value) or "" for a in value.args[:1] if a.keyword is None) + tuple(
                 dotted(a.value) or "" for a in value.args if a.keyword and a.keyword.value == "params")
-            return Binding("optimizer", tuple(module_receivers(value)), args=tuple(n for n in names if n))
+            options = tuple((a.keyword.value, cst.Module([]).code_for_node(a.value)) for a in value.args
+                            if a.keyword is not None)
+            return Binding("optimizer", tuple(module_receivers(value)), args=tuple(n for n in names if n),
+                           kwargs=options, cls=last)
         parts = partial_parts(value)
         if parts is not None:
             return Binding("partial", alias=parts[0], args=parts[1], kwargs=parts[2])

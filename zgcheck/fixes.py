@@ -90,11 +90,16 @@ class SourceEdits:
         return (self.parsed.text(nxt).strip(), self.parsed.span(nxt)) if nxt is not None else None
 
     def insert_before(self, span: Span, code: str) -> Optional[Edit]:
-        """An edit adding `code` as the statement just before the one holding span."""
+        """An edit adding `code` as the statement just before the one holding span (or the
+        compound statement starting at span)."""
         stmt = self._containing(span)
-        if stmt is None:
-            return None
         newline = self.parsed.module.default_newline
+        if stmt is None:
+            line = span.start_line
+            text = self.lines[line - 1] if line - 1 < len(self.lines) else ""
+            if len(text) - len(text.lstrip(" \t")) + 1 != span.start_col:
+                return None  # not the first thing on its line
+            return Edit(line, 1, line, 1, f"{self._indent_of(line)}{code}{newline}")
         if isinstance(stmt.line, cst.SimpleStatementLine) and stmt.node is stmt.line.body[0]:
             line = stmt.line_span.start_line
             return Edit(line, 1, line, 1, f"{self._indent_of(line)}{code}{newline}")

@@ -20,7 +20,7 @@ from ..types import Fact, Finding
 from . import counters, dataflow
 from .frames import optimizers
 from .resolve import local_prefix
-from .units import Backward, Call, Covers, Fresh, Frame, Plan, Reach, Step, Target, Zero
+from .units import Backward, Call, Covers, Fresh, Frame, Plan, Reach, Step, Target, Window, Zero
 
 ALIVE = Fact("", "alive", "")
 START = frozenset({(frozenset(), ALIVE)})
@@ -174,7 +174,12 @@ class RootRun:
         elif isinstance(action, Zero):
             covered = self._covered(action.covers, facts)
             for rule in self.rules:
-                facts = rule.on_zero(facts, covered, action.site)
+                hook = rule.on_zero if action.wipes else rule.on_overwrite
+                facts = hook(facts, covered, action.site)
+        elif isinstance(action, Window):
+            parts = {p for key in action.optimizers for p in self._parts(key)}
+            for rule in self.rules:
+                facts = rule.on_window(facts, parts, action.into_next)
         elif isinstance(action, Fresh):  # a fresh optimizer: no rule holds anything about it yet
             parts = set(self._parts(action.optimizer))
             facts = frozenset(f for f in facts if f.optimizer not in parts)

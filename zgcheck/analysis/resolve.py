@@ -20,13 +20,14 @@ import libcst as cst
 
 from .. import recognise
 from ..types import Event, EventKind, Site, TargetKind
-from . import conditions, objects
+from . import conditions, counters, objects
 from .cfg import nodes_in_cycles
 from .dataflow import reverse_postorder
 from ..bindings import Binding, classify_value
-from .frames import tracked_conditions
+from .frames import tracked_conditions, walk
 from .reach import Reacher
-from .units import Action, Backward, Branch, Call, Covers, Fresh, Frame, Plan, Scope, Step, Target, Unit, Zero
+from .units import (Action, Backward, Branch, Call, Covers, Fresh, Frame, Plan, Scope, Step, Target, Unit,
+                    Window, Zero)
 
 MAX_DEPTH = 4  # helpers inlined below a root
 MAX_HOPS = 8  # argument and alias indirections followed for one name
@@ -132,6 +133,53 @@ def _bound_through_args(name: str, scope: Scope):
     return (found[0], receiver or name) if found is not None else None
 
 
+def reevaluates(target: Target) -> bool:
+    """Whether the optimizer's step(closure) evaluates the closure more than once per step."""
+    binding = target.binding
+    if binding is None or binding.kind != "optimizer" or binding.cls not in recognise.REEVALUATING_OPTIMIZERS:
+        return False
+    return conditions.literal_from_text(dict(binding.kwargs).get("max_iter", "20")) != 1
+
+
+def closure_site(frame: Frame, optimizer: Target, receiver: str, caller: Scope) -> Optional[Site]:
+    """Where a zero goes at the top of a step's closure: its first statement (after a
+    docstring), and the optimizer's name there: a parameter bound to it
+    (`partial(closure_fn, optimizer, x)`), or the step's own receiver when the closure
+    sees that name (a closure nested in the function, or a global)."""
+    unit = frame.unit
+    if not isinstance(unit.node, cst.FunctionDef) or not unit.body:
+        return None
+    body = list(unit.body)
+    if len(body) > 1 and _is_docstring(body[0]):
+        body = body[1:]
+    name = next((param for param, text, where in frame.scope.args
+                 if where is not None and resolve(text, where).key == optimizer.key), None)
+    root = receiver.split(".", 1)[0]
+    if name is None and _sees(unit, root) and resolve(receiver, frame.scope).key == optimizer.key:
+        name = receiver
+    if name is None:
+        return None
+    first = body[0].body[0] if isinstance(body[0], cst.SimpleStatementLine) else body[0]
+    parsed = unit.module.parsed
+    return Site(unit.path, parsed.span(first), parsed.text(first), caller.depth == 0, optimizer.key, name)
+
+
+def _is_docstring(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Expr) and \
+        isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+
+
+def _sees(unit: Unit, name: str) -> bool:
+    """Whether `name` is visible in unit as the same variable its caller meant: bound in an
+    enclosing function (its parameter or local) or at the module's top level."""
+    if name == "self":
+        return unit.cls is not None
+    for u in unit.enclosing():
+        if name in u.params or any(k.split(".", 1)[0] == name for k in u.bindings):
+            return u is not unit  # the closure's own local is another variable
+    return any(k.split(".", 1)[0] == name for k in unit.module.module_bindings)
+
+
 def is_optimizer(target: Target, tables: recognise.Tables) -> bool:
     binding = target.binding
     if binding is not None and binding.kind == "optimizer":
@@ -224,6 +272,7 @@ class _Planner:
         counted: Dict[int, Tuple[str, ...]] = {}
         looping = None
         guards = _Guards(graph, actions)
+        windows: List[int] = []  # branch edges on a loop counter (`i % k == r`)
         for node in graph.nodes:
             grown = tuple((cond_name(name, scope), value, grows) for name, value, grows
                           in conditions.counter_updates(node, loop_entry(graph, node)))
@@ -240,11 +289,24 @@ class _Planner:
                 holds = not holds
             branches[node.id] = Branch(decided is not None and decided != holds,
                                        cond.key if cond is not None else None, holds)
+            if cond is not None and counters.parse(cond.key) is not None:
+                windows.append(node.id)
             if cond is not None and taken and guards(node.id):
                 if looping is None:
                     looping = nodes_in_cycles(graph)
                 # Tested again on the next iteration (or the next call of a helper).
                 tested.append((cond.key, cond.names, node.id in looping or scope.depth > 0))
+        for loop in graph.loops if windows else ():
+            windowed = guards.windowed(loop, windows)
+            if windowed:
+                actions[loop.next] = (Window(windowed, True),)
+                if loop.after is not None:
+                    actions[loop.after] = (Window(windowed, False),)
+            if loop.after is None:  # the implicit per-batch loop: framework counters grow
+                names = {counters.parse(branches[w].condition)[0] for w in windows}
+                grown = tuple((n, None, True) for n in sorted(names) if recognise.ITERATION_COUNTERS.search(n))
+                if grown:
+                    counted[loop.next] = grown
         return Frame(scope, graph, actions, branches, tuple(tested), counted=counted)
 
     def all_frames(self) -> List[Frame]:
@@ -256,6 +318,7 @@ class _Planner:
         name is forgotten where the name changes)."""
         for node in frame.graph.nodes:
             names = tuple(cond_name(t, frame.scope) for t in conditions.assigned_texts(node))
+            names += tuple(name for name, _, _ in frame.counted.get(node.id, ()) if name not in names)
             if names:
                 frame.assigned[node.id] = names
 
@@ -302,8 +365,8 @@ class _Planner:
         if kind is EventKind.BACKWARD:  # optimizer in backward: hooks step as gradients arrive
             return (Backward(site, self.reacher.backward(loss_of(event, scope), scope)),) + \
                 self.hooks("accumulate", "", scope)
-        if kind is EventKind.ZERO:
-            return (Zero(covers(event, scope), site),)
+        if kind is EventKind.ZERO or kind is EventKind.OVERWRITE:
+            return (Zero(covers(event, scope), site, wipes=kind is EventKind.ZERO),)
         if kind is EventKind.NEW:
             return (Fresh(resolve(event.target, scope).key),)
         if kind is EventKind.CALL:
@@ -316,8 +379,9 @@ class _Planner:
     def _step(self, event: Event, scope: Scope, site: Site) -> Tuple[Action, ...]:
         tables = scope.unit.module.tables
 
-        def step(target: Target, receiver: str = "", scaler: str = "") -> Step:
-            return Step(target, Site(site.path, site.span, site.text, site.root, target.key, receiver, scaler))
+        def step(target: Target, receiver: str = "", scaler: str = "", closure: Optional[Site] = None) -> Step:
+            return Step(target, Site(site.path, site.span, site.text, site.root, target.key, receiver, scaler,
+                                     closure))
 
         if event.target_kind is TargetKind.FUNCTION:  # step_fn() after step_fn = torch.compile(opt.step)
             binding = scope.unit.module.lookup(event.target, scope.unit)
@@ -334,11 +398,15 @@ class _Planner:
             return (step(target), Zero(Covers(optimizers=frozenset({target.key})), site))
         if is_optimizer(target, tables):
             out: Tuple[Action, ...] = ()
-            if event.closure:  # LBFGS: the closure runs before the step
+            where: Optional[Site] = None
+            if event.closure:  # the closure runs before the step reads the gradients
                 frame = self.call(event.closure, event.closure_args, event.closure_kwargs, scope)
                 if frame is not None:
-                    out = (Call(frame),)
-            return self.hooks("step_pre", event.target, scope) + out + (step(target, event.target),) + \
+                    out, where = (Call(frame),), closure_site(frame, target, event.target, scope)
+            # LBFGS evaluates it again after updating: closure, step, closure, step.
+            evaluations = 2 if out and reevaluates(target) else 1
+            return self.hooks("step_pre", event.target, scope) + \
+                (out + (step(target, event.target, closure=where),)) * evaluations + \
                 self.hooks("step_post", event.target, scope)
         return ()
 
@@ -366,6 +434,7 @@ class _Guards:
         self.graph, self.actions = graph, actions
         self.rank: Dict[int, int] = {}
         self.arms: Dict[int, Dict[bool, int]] = {}
+        self.preds: Optional[Dict[int, List[int]]] = None
 
     def __call__(self, node_id: int) -> bool:
         if not self.rank:
@@ -378,6 +447,34 @@ class _Guards:
             return True
         return any(n in self.actions for n in self._ahead(arms[True]) ^ self._ahead(arms[False]))
 
+    def windowed(self, loop, windows: List[int]) -> frozenset:
+        """Optimizers whose steps in loop only some iterations take: a counter edge inside
+        the loop leads to them and the other edge of the same test does not."""
+        inside = self._inside(loop)
+        stepped = {n: _stepped(self.actions[n]) for n in inside if n in self.actions}
+        found = set()
+        for edge in windows:
+            if edge not in inside or not self(edge):
+                continue
+            arms = self.arms[id(self.graph.nodes[edge].branch[0])]
+            this, other = self._ahead(edge) & inside, self._ahead(arms[not self.graph.nodes[edge].branch[1]]) & inside
+            for n in other - this:
+                found |= stepped.get(n, set())
+        return frozenset(found)
+
+    def _inside(self, loop) -> set:
+        """The nodes of one iteration: those that reach the loop's next node without its head."""
+        if self.preds is None:
+            self.preds = self.graph.preds()
+        preds = self.preds
+        seen, todo = {loop.next}, [loop.next]
+        while todo:
+            for p in preds[todo.pop()]:
+                if p not in seen and p != loop.head:
+                    seen.add(p)
+                    todo.append(p)
+        return seen
+
     def _ahead(self, start: int) -> set:
         seen, todo = {start}, [start]
         while todo:
@@ -387,6 +484,17 @@ class _Guards:
                     seen.add(s)
                     todo.append(s)
         return seen
+
+
+def _stepped(acts) -> set:
+    """The optimizers stepped by these actions, in helpers too."""
+    out = set()
+    for action in acts:
+        if isinstance(action, Step):
+            out.add(action.optimizer.key)
+        elif isinstance(action, Call):
+            out |= {a.optimizer.key for a in walk(action.frame) if isinstance(a, Step)}
+    return out
 
 
 def loop_entry(graph, node) -> Optional[bool]:
