@@ -676,3 +676,16 @@ def test_batch_runner_prints_one_json_line_per_script(tmp_path):
     assert lines[0]["diagnostics"][0]["path"] == str(buggy)
     assert lines[1]["exit_code"] == 4
     assert "noise" in proc.stderr
+
+
+def test_installed_torch_has_no_step_argument_that_zeroes():
+    # Issue 10, pattern 6: `optimizer.step(zero_grad=True)`-style arguments would make a step
+    # that zeroes. No optimizer of the installed torch takes any argument but the closure, so
+    # zgcheck models none; when this fails, torch grew one and the analysis should learn it.
+    import inspect
+
+    classes = [torch.optim.Optimizer] + [c for c in vars(torch.optim).values()
+                                         if isinstance(c, type) and issubclass(c, torch.optim.Optimizer)]
+    extra = {c.__name__: sorted(set(inspect.signature(c.step).parameters) - {"self", "closure"})
+             for c in classes}
+    assert {name: args for name, args in extra.items() if args} == {}

@@ -286,17 +286,28 @@ HOOK_KINDS = {"register_step_pre_hook": "step_pre", "register_step_post_hook": "
 
 
 def hook_registrations(module: cst.Module):
-    """kind -> ((receiver, hook function), ...) for `opt.register_step_post_hook(fn)`,
-    `register_step_pre_hook` and `p.register_post_accumulate_grad_hook(fn)`."""
+    """kind -> ((receiver, hook function, the def registering it or None at the top level), ...)
+    for `opt.register_step_post_hook(fn)`, `register_step_pre_hook` and
+    `p.register_post_accumulate_grad_hook(fn)`."""
     found = {}
 
     class Finder(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.defs: List[cst.FunctionDef] = []
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            self.defs.append(node)
+
+        def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+            self.defs.pop()
+
         def visit_Call(self, call: cst.Call) -> None:
             func = call.func
             if isinstance(func, cst.Attribute) and func.attr.value in HOOK_KINDS and call.args:
                 receiver, hook = dotted(func.value), dotted(call.args[0].value)
                 if receiver and hook:
-                    found.setdefault(HOOK_KINDS[func.attr.value], []).append((receiver, hook))
+                    where = self.defs[-1] if self.defs else None
+                    found.setdefault(HOOK_KINDS[func.attr.value], []).append((receiver, hook, where))
 
     module.visit(Finder())
     return {kind: tuple(regs) for kind, regs in found.items()}

@@ -415,14 +415,27 @@ class _Planner:
         a step hook's first parameter); a step hook only for the optimizer it was registered on."""
         module = scope.unit.module
         out: Tuple[Action, ...] = ()
-        for registered, name in module.hooks.get(kind, ()):
-            if receiver and recognise.leaf(registered) != recognise.leaf(resolve(receiver, scope).key):
+        for registered, name, where in module.hooks.get(kind, ()):
+            if receiver and _registered_key(registered, where, scope) != resolve(receiver, scope).key:
                 continue
             callee = module.callee(name, scope.unit) or module.unit_named(name)
             frame = self.callee_frame(callee, (receiver,) if receiver else (), (), scope) if callee else None
             if frame is not None:
                 out += (Call(frame),)
         return out
+
+
+def _registered_key(registered: str, where, scope: Scope) -> str:
+    """The key, in scope's root terms, of the optimizer a hook was registered on: `self.opt`
+    registered in a method of the class that steps it is that same object's optimizer; a
+    name registered elsewhere is what it denotes where the registration runs."""
+    module = scope.unit.module
+    owner = module.top if where is None else next((u for u in module.units if u.node is where), None)
+    if owner is None:  # a registration in code the analysis left out: its name is all there is
+        return resolve(registered, scope).key
+    if registered.split(".", 1)[0] == "self" and owner.cls is not None and owner.cls == scope.unit.cls:
+        return resolve(registered, scope).key
+    return resolve(registered, Scope(owner, (), 0, (owner.key,))).key
 
 
 class _Guards:
