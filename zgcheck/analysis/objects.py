@@ -69,11 +69,29 @@ def made_class(module: "Module", maker: str, depth: int = 0) -> Optional[Tuple["
 def returned_element(module: "Module", maker: str, index: int) -> Optional[cst.BaseExpression]:
     """The index-th element of the tuple a project function of this file returns
     (`opt_g, opt_d = make_optimizers(...)`), or None."""
+    found = returned(module, maker, index)
+    return found[1] if found is not None else None
+
+
+def returned(module: "Module", maker: str, index: int = -1):
+    """(the function, what its first return returns) for a project function of this file;
+    with index >= 0, that element of a returned tuple. None when there is no such return."""
+    if maker not in module.def_names:
+        return None
+    key = ("returned", maker, index)
+    if key not in module.memo:
+        module.memo[key] = _returned(module, maker, index)
+    return module.memo[key]
+
+
+def _returned(module: "Module", maker: str, index: int):
     for stmt in module.parsed.module.body:
         if isinstance(stmt, cst.FunctionDef) and stmt.name.value == maker:
             for ret in _returns(stmt):
+                if index < 0:
+                    return stmt, ret
                 if isinstance(ret, cst.Tuple) and index < len(ret.elements):
-                    return ret.elements[index].value
+                    return stmt, ret.elements[index].value
     return None
 
 

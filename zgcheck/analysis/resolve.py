@@ -23,7 +23,7 @@ from ..types import Event, EventKind, Site, TargetKind
 from . import conditions, counters, objects
 from .cfg import nodes_in_cycles
 from .dataflow import reverse_postorder
-from ..bindings import Binding, classify_value
+from ..bindings import Binding, classify_value, collect_bindings
 from .frames import tracked_conditions, walk
 from .reach import Reacher
 from .units import (Action, Backward, Branch, Call, Covers, Fresh, Frame, Plan, Scope, Step, Target, Unit,
@@ -97,10 +97,8 @@ def _local(text: str, scope: Scope, hops: int) -> Target:
     """What text denotes by the bindings of scope's own unit (and its class, its module)."""
     module = scope.unit.module
     binding = module.lookup(text, scope.unit)
-    if binding is not None and binding.index >= 0:  # `g_solver, d_solver = make_solvers(...)`
-        made = objects.returned_element(module, binding.alias[:-2], binding.index)
-        if made is not None and classify_value(made, module.tables).kind == "optimizer":
-            binding = Binding("optimizer")
+    if binding is not None and (binding.alias.endswith("()") or binding.cls):
+        binding = factory_made(module, binding) or binding
     if binding is not None and binding.kind == "other" and binding.alias and hops < MAX_HOPS \
             and not binding.alias.endswith("()") and binding.alias != text:
         aliased = resolve(binding.alias, scope, hops + 1)
@@ -114,6 +112,41 @@ def _local(text: str, scope: Scope, hops: int) -> Target:
         if params.binding is not None and params.binding.kind == "params":
             modules = params.modules + modules  # and any group added to it since
     return Target(text, binding, modules)
+
+
+def factory_made(module, binding: Binding) -> Optional[Binding]:
+    """The optimizer a project factory of this file returns (`g_opt = build_opt(G, lr)`, or
+    `g, d = make_optimizers(...)`), the modules it holds in the caller's terms: the factory's
+    parameters replaced by the call's arguments (`model.parameters()` with model bound to G
+    ties it to G). None when the call does not make an optimizer here."""
+    maker = binding.alias[:-2] if binding.alias.endswith("()") else binding.cls
+    found = objects.returned(module, maker, binding.index)
+    if found is None:
+        return None
+    fn, value = found
+    made = classify_value(value, module.tables)
+    if made.kind != "optimizer":
+        return None
+    params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
+    bound = dict(zip(params, binding.call_args))
+    bound.update((k, v) for k, v in binding.kwargs if k in params)
+    local = {p.name.value for p in (*fn.params.posonly_params, *fn.params.params, *fn.params.kwonly_params)}
+
+    def outside(name: str) -> Optional[str]:  # a name of the factory, as the caller writes it
+        root, dot, rest = name.partition(".")
+        if root in bound:
+            return bound[root] + dot + rest
+        return None if root in local or root in collect_assigned(fn) else name  # a global stays
+
+    modules = tuple(m for m in map(outside, made.modules) if m)
+    args = tuple(a for a in map(outside, made.args) if a)
+    return replace(made, modules=modules + binding.modules, args=args, call_args=())
+
+
+@functools.lru_cache(maxsize=256)
+def collect_assigned(fn: cst.FunctionDef) -> frozenset:
+    """Names a function assigns (its locals), by their first part."""
+    return frozenset(k.split(".", 1)[0] for k in collect_bindings(fn, recognise.DEFAULT_TABLES))
 
 
 def _bound_through_args(name: str, scope: Scope):
