@@ -111,6 +111,9 @@ def _local(text: str, scope: Scope, hops: int) -> Target:
         params = resolve(binding.args[0], scope, hops + 1)  # Adam(params)
         if params.binding is not None and params.binding.kind == "params":
             modules = params.modules + modules  # and any group added to it since
+        elif params.binding is None and params.key != binding.args[0]:  # a parameter: `fit(net.parameters())`
+            expr = _expression(params.key)
+            modules = tuple(recognise.module_receivers(expr) if expr is not None else ()) + modules
     return Target(text, binding, modules)
 
 
