@@ -505,8 +505,10 @@ class _Guards:
         for edge in windows:
             if edge not in inside or not self(edge):
                 continue
-            arms = self.arms[id(self.graph.nodes[edge].branch[0])]
-            this, other = self._ahead(edge) & inside, self._ahead(arms[not self.graph.nodes[edge].branch[1]]) & inside
+            other_arm = self.arms.get(id(self.graph.nodes[edge].branch[0]), {}).get(not self.graph.nodes[edge].branch[1])
+            if other_arm is None:
+                continue
+            this, other = self._ahead(edge) & inside, self._ahead(other_arm) & inside
             for n in other - this:
                 found |= stepped.get(n, set())
         return frozenset(found)

@@ -17,7 +17,9 @@ class ZeroGradBeforeStep(Rule):
     summary = "gradients are cleared between backward() and the step that should apply them"
     what = (
         "Checks for a zero (`optimizer.zero_grad()`, `model.zero_grad()`, ...) on a path from a\n"
-        "`backward()` to the optimizer's `step()` with no other `backward()` in between."
+        "`backward()` to the optimizer's `step()` with no other `backward()` in between, and for\n"
+        "a zero that clears gradients being accumulated for a step that a loop counter skipped\n"
+        "(`if i % k == 0: optimizer.step()` with the zero on every micro-batch)."
     )
     why = (
         "The step then applies empty (or None) gradients: the model never learns, while the\n"
