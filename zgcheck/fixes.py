@@ -126,6 +126,10 @@ class SourceEdits:
         comment = lines[line - 1][len(self._indent_of(line)) + len(text):].rstrip("\r\n")
         delete = Edit(line, 1, line + 1, 1, "")
         insert = self._insert_after(target, text + (comment if comment.strip().startswith("#") else ""))
+        if (insert.start_line, insert.start_col) == (delete.start_line, delete.start_col) and \
+                insert.content.endswith(("\n", "\r")):
+            # `if c: step` then the zero on the next line: it moves into the block, re-indented.
+            return (Edit(delete.start_line, 1, delete.end_line, 1, insert.content),)
         if (insert.start_line, insert.start_col) == (delete.end_line, delete.end_col) or \
                 delete.start_line <= insert.start_line < delete.end_line:
             return None

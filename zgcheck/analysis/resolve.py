@@ -332,12 +332,12 @@ class _Planner:
                     looping = nodes_in_cycles(graph)
                 # Tested again on the next iteration (or the next call of a helper).
                 tested.append((cond.key, cond.names, node.id in looping or scope.depth > 0))
+        for join, skipped in guards.joins(windows).items():  # `if i % k == 0: step`, then on
+            actions[join] = (Window(skipped, True),) + actions.get(join, ())
         for loop in graph.loops if windows else ():
             windowed = guards.windowed(loop, windows)
             if windowed:
-                actions[loop.next] = (Window(windowed, True),)
-                if loop.after is not None:
-                    actions[loop.after] = (Window(windowed, False),)
+                actions[loop.next] = (Window(windowed, True),) + actions.get(loop.next, ())
             if loop.after is None:  # the implicit per-batch loop: framework counters grow
                 names = {counters.parse(branches[w].condition)[0] for w in windows}
                 grown = tuple((n, None, True) for n in sorted(names) if recognise.ITERATION_COUNTERS.search(n))
@@ -512,6 +512,32 @@ class _Guards:
             for n in other - this:
                 found |= stepped.get(n, set())
         return frozenset(found)
+
+    def joins(self, windows: List[int]) -> Dict[int, frozenset]:
+        """Where the two edges of a counter test meet again, and the optimizers whose steps
+        only one of them takes: past that point, what the other left unapplied is being
+        accumulated (`if (i + 1) % k == 0: opt.step()` followed by a zero wipes the window)."""
+        out: Dict[int, frozenset] = {}
+        for edge in windows:
+            node = self.graph.nodes[edge]
+            if not node.branch[1] or not self(edge):  # each test once, from its taken edge
+                continue
+            other = self.arms.get(id(node.branch[0]), {}).get(False)
+            if other is None:
+                continue
+            taken, skipped = self._ahead(edge), self._ahead(other)
+            common = taken & skipped
+            if not common:
+                continue
+            join = min(common, key=lambda n: self.rank.get(n, 0))
+            before = self.rank.get(join, 0)
+            stepped = set()
+            for n in taken ^ skipped:
+                if self.rank.get(n, 0) < before and n in self.actions:
+                    stepped |= _stepped(self.actions[n])
+            if stepped:
+                out[join] = out.get(join, frozenset()) | frozenset(stepped)
+        return out
 
     def _inside(self, loop) -> set:
         """The nodes of one iteration: those that reach the loop's next node without its head."""

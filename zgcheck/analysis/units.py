@@ -137,7 +137,7 @@ class Window:
     run only in some iterations, on a counter (`if (i + 1) % k == 0: opt.step()`): what a
     backward left unapplied is accumulated for a later iteration's step."""
 
-    optimizers: FrozenSet[str]
+    optimizers: Optional[FrozenSet[str]]  # None: every optimizer (a loop is left)
     into_next: bool
 
 
