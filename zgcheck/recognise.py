@@ -209,12 +209,20 @@ class EventFinder(cst.CSTVisitor):
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         return False
 
+    def _tensor_write(self, node: cst.CSTNode, target: cst.BaseExpression) -> None:
+        """`w.grad = t`, `w.grad = None`, `w.grad *= 0` on one tensor: the step applies what
+        the statement put there, not what w.grad held (an overwrite: never judged a wipe)."""
+        written = _GRAD_VIEWS.match(dotted(target) or "")["grad"]
+        if written.endswith(".grad") and (_is_overwrite(node, written) or _is_clear(node, written)):
+            self.events.append(Event(EventKind.OVERWRITE, self.span_of(node), self.text_of(node),
+                                     written[:-len(".grad")], TargetKind.MODULE))
+
+    def leave_AugAssign(self, node: cst.AugAssign) -> None:
+        self._tensor_write(node, node.target)
+
     def leave_Assign(self, node: cst.Assign) -> None:
-        if len(node.targets) == 1:  # `w.grad = t`: the step applies t, not what w.grad held
-            written = _GRAD_VIEWS.match(dotted(node.targets[0].target) or "")["grad"]
-            if written.endswith(".grad") and _is_overwrite(node, written):
-                self.events.append(Event(EventKind.OVERWRITE, self.span_of(node), self.text_of(node),
-                                         written[:-len(".grad")], TargetKind.MODULE))
+        if len(node.targets) == 1:
+            self._tensor_write(node, node.targets[0].target)
         # Constructors and factories make a fresh optimizer; `self.optimizers()` does not.
         maker = leaf(callee_name(node.value)) if isinstance(node.value, cst.Call) else ""
         if maker in self.tables.optimizer_classes or maker in self.tables.optimizer_factories or \
@@ -258,8 +266,8 @@ class EventFinder(cst.CSTVisitor):
                 return make(EventKind.STEP, args[0], target_kind=TargetKind.OPTIMIZER)
             if attr in ZERO_ATTRS:
                 return make(EventKind.ZERO, receiver)
-            written = overwritten_grad(call)
-            if written is not None:  # `w.grad.fill_(v)`, `w.grad.copy_(t)`
+            written = overwritten_grad(call) or cleared_grad(call)
+            if written is not None:  # `w.grad.fill_(v)`, `w.grad.copy_(t)`, `w.grad.zero_()`
                 return make(EventKind.OVERWRITE, written[:-len(".grad")], target_kind=TargetKind.MODULE)
         if name in self.tables.zero_functions:
             return make(EventKind.ZERO, args[0] if args else "", target_kind=TargetKind.PARAMS)
@@ -489,6 +497,17 @@ def overwritten_grad(call: cst.Call) -> Optional[str]:
         return None
     value = call.args[0].value
     if _mentions(value, grad) or (func.attr.value == "fill_" and _is_zero_literal(value)):
+        return None
+    return grad
+
+
+def cleared_grad(call: cst.Call) -> Optional[str]:
+    """`x.grad` for `x.grad.zero_()`, `x.grad.data.fill_(0)`, `x.grad.mul_(0)`; else None."""
+    func = call.func
+    if not isinstance(func, cst.Attribute) or _CLEARING_CALLS.get(func.attr.value) != len(call.args):
+        return None
+    grad = _GRAD_VIEWS.match(dotted(func.value) or "")["grad"]
+    if not grad.endswith(".grad") or not all(_is_zero_literal(a.value) for a in call.args):
         return None
     return grad
 
