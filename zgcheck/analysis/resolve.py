@@ -22,10 +22,10 @@ from .. import recognise
 from ..types import Event, EventKind, Site, TargetKind
 from . import conditions, counters, objects
 from .cfg import nodes_in_cycles
-from .dataflow import reverse_postorder
-from ..bindings import Binding, classify_value, collect_bindings
-from .frames import tracked_conditions, walk
+from ..bindings import Binding
+from .frames import tracked_conditions
 from .reach import Reacher
+from .windows import Guards
 from .units import (Action, Backward, Branch, Call, Covers, Fresh, Frame, Plan, Scope, Step, Target, Unit,
                     Window, Zero)
 
@@ -98,7 +98,7 @@ def _local(text: str, scope: Scope, hops: int) -> Target:
     module = scope.unit.module
     binding = module.lookup(text, scope.unit)
     if binding is not None and (binding.alias.endswith("()") or binding.cls):
-        binding = factory_made(module, binding) or binding
+        binding = objects.factory_made(module, binding) or binding
     if binding is not None and binding.kind == "other" and binding.alias and hops < MAX_HOPS \
             and not binding.alias.endswith("()") and binding.alias != text:
         aliased = resolve(binding.alias, scope, hops + 1)
@@ -115,41 +115,6 @@ def _local(text: str, scope: Scope, hops: int) -> Target:
             expr = _expression(params.key)
             modules = tuple(recognise.module_receivers(expr) if expr is not None else ()) + modules
     return Target(text, binding, modules)
-
-
-def factory_made(module, binding: Binding) -> Optional[Binding]:
-    """The optimizer a project factory of this file returns (`g_opt = build_opt(G, lr)`, or
-    `g, d = make_optimizers(...)`), the modules it holds in the caller's terms: the factory's
-    parameters replaced by the call's arguments (`model.parameters()` with model bound to G
-    ties it to G). None when the call does not make an optimizer here."""
-    maker = binding.alias[:-2] if binding.alias.endswith("()") else binding.cls
-    found = objects.returned(module, maker, binding.index)
-    if found is None:
-        return None
-    fn, value = found
-    made = classify_value(value, module.tables)
-    if made.kind != "optimizer":
-        return None
-    params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
-    bound = dict(zip(params, binding.call_args))
-    bound.update((k, v) for k, v in binding.kwargs if k in params)
-    local = {p.name.value for p in (*fn.params.posonly_params, *fn.params.params, *fn.params.kwonly_params)}
-
-    def outside(name: str) -> Optional[str]:  # a name of the factory, as the caller writes it
-        root, dot, rest = name.partition(".")
-        if root in bound:
-            return bound[root] + dot + rest
-        return None if root in local or root in collect_assigned(fn) else name  # a global stays
-
-    modules = tuple(m for m in map(outside, made.modules) if m)
-    args = tuple(a for a in map(outside, made.args) if a)
-    return replace(made, modules=modules + binding.modules, args=args, call_args=())
-
-
-@functools.lru_cache(maxsize=256)
-def collect_assigned(fn: cst.FunctionDef) -> frozenset:
-    """Names a function assigns (its locals), by their first part."""
-    return frozenset(k.split(".", 1)[0] for k in collect_bindings(fn, recognise.DEFAULT_TABLES))
 
 
 def _bound_through_args(name: str, scope: Scope):
@@ -307,7 +272,7 @@ class _Planner:
         tested: List[Tuple[str, frozenset, bool]] = []
         counted: Dict[int, Tuple[str, ...]] = {}
         looping = None
-        guards = _Guards(graph, actions)
+        guards = Guards(graph, actions)
         windows: List[int] = []  # branch edges on a loop counter (`i % k == r`)
         for node in graph.nodes:
             grown = tuple((cond_name(name, scope), value, grows) for name, value, grows
@@ -472,106 +437,6 @@ def _registered_key(registered: str, where, scope: Scope) -> str:
     if registered.split(".", 1)[0] == "self" and owner.cls is not None and owner.cls == scope.unit.cls:
         return resolve(registered, scope).key
     return resolve(registered, Scope(owner, (), 0, (owner.key,))).key
-
-
-class _Guards:
-    """Whether an `if` guards an action: some node with actions lies on one of its arms and
-    not the other (loop back edges left out). Only such conditions are worth tracking: a
-    flag that guards setup code would double the path classes for nothing."""
-
-    def __init__(self, graph, actions):
-        self.graph, self.actions = graph, actions
-        self.rank: Dict[int, int] = {}
-        self.arms: Dict[int, Dict[bool, int]] = {}
-        self.preds: Optional[Dict[int, List[int]]] = None
-
-    def __call__(self, node_id: int) -> bool:
-        if not self.rank:
-            self.rank = {n: i for i, n in enumerate(reverse_postorder(self.graph))}
-            for node in self.graph.nodes:
-                if node.branch is not None:
-                    self.arms.setdefault(id(node.branch[0]), {})[node.branch[1]] = node.id
-        arms = self.arms.get(id(self.graph.nodes[node_id].branch[0]), {})
-        if len(arms) < 2:
-            return True
-        return any(n in self.actions for n in self._ahead(arms[True]) ^ self._ahead(arms[False]))
-
-    def windowed(self, loop, windows: List[int]) -> frozenset:
-        """Optimizers whose steps in loop only some iterations take: a counter edge inside
-        the loop leads to them and the other edge of the same test does not."""
-        inside = self._inside(loop)
-        stepped = {n: _stepped(self.actions[n]) for n in inside if n in self.actions}
-        found = set()
-        for edge in windows:
-            if edge not in inside or not self(edge):
-                continue
-            other_arm = self.arms.get(id(self.graph.nodes[edge].branch[0]), {}).get(not self.graph.nodes[edge].branch[1])
-            if other_arm is None:
-                continue
-            this, other = self._ahead(edge) & inside, self._ahead(other_arm) & inside
-            for n in other - this:
-                found |= stepped.get(n, set())
-        return frozenset(found)
-
-    def joins(self, windows: List[int]) -> Dict[int, frozenset]:
-        """Where the two edges of a counter test meet again, and the optimizers whose steps
-        only one of them takes: past that point, what the other left unapplied is being
-        accumulated (`if (i + 1) % k == 0: opt.step()` followed by a zero wipes the window)."""
-        out: Dict[int, frozenset] = {}
-        for edge in windows:
-            node = self.graph.nodes[edge]
-            if not node.branch[1] or not self(edge):  # each test once, from its taken edge
-                continue
-            other = self.arms.get(id(node.branch[0]), {}).get(False)
-            if other is None:
-                continue
-            taken, skipped = self._ahead(edge), self._ahead(other)
-            common = taken & skipped
-            if not common:
-                continue
-            join = min(common, key=lambda n: self.rank.get(n, 0))
-            before = self.rank.get(join, 0)
-            stepped = set()
-            for n in taken ^ skipped:
-                if self.rank.get(n, 0) < before and n in self.actions:
-                    stepped |= _stepped(self.actions[n])
-            if stepped:
-                out[join] = out.get(join, frozenset()) | frozenset(stepped)
-        return out
-
-    def _inside(self, loop) -> set:
-        """The nodes of one iteration: those that reach the loop's next node without its head."""
-        if self.preds is None:
-            self.preds = self.graph.preds()
-        preds = self.preds
-        seen, todo = {loop.next}, [loop.next]
-        while todo:
-            for p in preds[todo.pop()]:
-                if p not in seen and p != loop.head:
-                    seen.add(p)
-                    todo.append(p)
-        return seen
-
-    def _ahead(self, start: int) -> set:
-        seen, todo = {start}, [start]
-        while todo:
-            n = todo.pop()
-            for s in self.graph.nodes[n].succs:
-                if s not in seen and self.rank.get(s, -1) > self.rank.get(n, -1):
-                    seen.add(s)
-                    todo.append(s)
-        return seen
-
-
-def _stepped(acts) -> set:
-    """The optimizers stepped by these actions, in helpers too."""
-    out = set()
-    for action in acts:
-        if isinstance(action, Step):
-            out.add(action.optimizer.key)
-        elif isinstance(action, Call):
-            out |= {a.optimizer.key for a in walk(action.frame) if isinstance(a, Step)}
-    return out
 
 
 def loop_entry(graph, node) -> Optional[bool]:
