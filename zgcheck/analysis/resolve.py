@@ -20,13 +20,13 @@ import libcst as cst
 
 from .. import recognise
 from ..types import Event, EventKind, Site, TargetKind
-from . import conditions, counters, objects
+from . import conditions, counters, hooks, objects
 from .cfg import nodes_in_cycles
 from ..bindings import Binding
 from .frames import tracked_conditions
 from .reach import Reacher
 from .windows import Guards
-from .units import (Action, Backward, Branch, Call, Covers, Fresh, Frame, Plan, Scope, Step, Target, Unit,
+from .units import (Action, Backward, Branch, Call, Covers, Fresh, Frame, Plan, Reach, Scope, Step, Target, Unit,
                     Window, Zero)
 
 MAX_DEPTH = 4  # helpers inlined below a root
@@ -84,7 +84,7 @@ def _elements(text: str, scope: Scope, hops: int = 0) -> Tuple[Optional[Target],
     bound = scope.arg(text)
     if bound is not None and hops < MAX_HOPS:
         return _elements(bound[0], bound[1], hops + 1)
-    expr = _expression(text)
+    expr = expression(text)
     if isinstance(expr, (cst.Tuple, cst.List)):
         return None, [resolve(cst.Module([]).code_for_node(e.value), scope) for e in expr.elements
                       if isinstance(e, cst.Element)]
@@ -112,7 +112,7 @@ def _local(text: str, scope: Scope, hops: int) -> Target:
         if params.binding is not None and params.binding.kind == "params":
             modules = params.modules + modules  # and any group added to it since
         elif params.binding is None and params.key != binding.args[0]:  # a parameter: `fit(net.parameters())`
-            expr = _expression(params.key)
+            expr = expression(params.key)
             modules = tuple(recognise.module_receivers(expr) if expr is not None else ()) + modules
     return Target(text, binding, modules)
 
@@ -364,8 +364,8 @@ class _Planner:
         site = Site(scope.unit.path, event.span, event.text, scope.depth == 0)
         kind = event.kind
         if kind is EventKind.BACKWARD:  # optimizer in backward: hooks step as gradients arrive
-            return (Backward(site, self.reacher.backward(loss_of(event, scope), scope)),) + \
-                self.hooks("accumulate", "", scope)
+            reach = self.reacher.backward(loss_of(event, scope), scope)
+            return (Backward(site, reach),) + self.hooks("accumulate", "", scope, reach)
         if kind is EventKind.ZERO or kind is EventKind.OVERWRITE:
             return (Zero(covers(event, scope), site, wipes=kind is EventKind.ZERO),)
         if kind is EventKind.NEW:
@@ -411,32 +411,25 @@ class _Planner:
                 self.hooks("step_post", event.target, scope)
         return ()
 
-    def hooks(self, kind: str, receiver: str, scope: Scope) -> Tuple[Action, ...]:
+    def hooks(self, kind: str, receiver: str, scope: Scope, reach: Optional[Reach] = None) -> Tuple[Action, ...]:
         """The registered hooks of this kind that run here, as calls (the optimizer bound to
-        a step hook's first parameter); a step hook only for the optimizer it was registered on."""
+        a step hook's first parameter); a step hook only for the optimizer it was registered
+        on, a parameter's hook only at a backward that may reach that parameter's module."""
         module = scope.unit.module
         out: Tuple[Action, ...] = ()
         for registered, name, where in module.hooks.get(kind, ()):
-            if receiver and _registered_key(registered, where, scope) != resolve(receiver, scope).key:
+            if receiver and hooks.registered_key(registered, where, scope) != resolve(receiver, scope).key:
                 continue
+            if reach is not None and reach.may is not None:
+                hooked = hooks.hooked_module(registered, where, scope)
+                if hooked is not None and not any(m == hooked or m.startswith(hooked + ".") or
+                                                  hooked.startswith(m + ".") for m in reach.may):
+                    continue
             callee = module.callee(name, scope.unit) or module.unit_named(name)
             frame = self.callee_frame(callee, (receiver,) if receiver else (), (), scope) if callee else None
             if frame is not None:
                 out += (Call(frame),)
         return out
-
-
-def _registered_key(registered: str, where, scope: Scope) -> str:
-    """The key, in scope's root terms, of the optimizer a hook was registered on: `self.opt`
-    registered in a method of the class that steps it is that same object's optimizer; a
-    name registered elsewhere is what it denotes where the registration runs."""
-    module = scope.unit.module
-    owner = module.top if where is None else next((u for u in module.units if u.node is where), None)
-    if owner is None:  # a registration in code the analysis left out: its name is all there is
-        return resolve(registered, scope).key
-    if registered.split(".", 1)[0] == "self" and owner.cls is not None and owner.cls == scope.unit.cls:
-        return resolve(registered, scope).key
-    return resolve(registered, Scope(owner, (), 0, (owner.key,))).key
 
 
 def loop_entry(graph, node) -> Optional[bool]:
@@ -485,7 +478,7 @@ def cond_term(name: str, scope: Scope):
     (`update_grad=(i + 1) % k == 0`) stands for that expression's condition."""
     bound = scope.arg(name)
     if bound is not None and recognise_dotted(bound[0]) is None:
-        expr = _expression(bound[0])
+        expr = expression(bound[0])
         if expr is not None:
             inner, polarity = conditions.split_not(expr)
             cond = conditions.condition(inner, lambda n: cond_term(n, bound[1]))
@@ -499,7 +492,7 @@ def recognise_dotted(text: str):
 
 
 @functools.lru_cache(maxsize=4096)
-def _expression(text: str):
+def expression(text: str):
     try:
         return cst.parse_expression(text)
     except cst.ParserSyntaxError:
