@@ -132,6 +132,23 @@ def test_a_cell_that_does_not_parse_hides_only_itself(tmp_path):
     assert "loss = ???" in text and "optimizer.zero_grad()" in text
 
 
+def test_fixing_a_notebook_still_reports_its_broken_cell(tmp_path):
+    # The loop is fixed; the cell that does not parse stays a ZG901, so the run fails and
+    # says where, as a check without --fix does.
+    exercise = "# YOUR CODE HERE\nloss = ???\n"
+    result, data = check(tmp_path, notebook(PRELUDE, exercise, LOOP), "--fix")
+    assert result.exit_code == 1, result.output
+    assert where(data) == [("ZG901", 2, 2, 8)]
+    assert "optimizer.zero_grad()" in (tmp_path / "train.ipynb").read_text()
+    result, data = check(tmp_path, notebook(PRELUDE, exercise, FIXED_LOOP), "--fix")  # nothing to fix
+    assert result.exit_code == 1 and where(data) == [("ZG901", 2, 2, 8)]
+    # --diff prints the patch and reports on stderr: the broken cell is in that report.
+    (tmp_path / "train.ipynb").write_text(notebook(PRELUDE, exercise, LOOP))
+    diff = run("--diff", str(tmp_path / "train.ipynb"))
+    assert diff.exit_code == 1 and "optimizer.zero_grad()" in diff.stdout
+    assert "ZG901" in diff.stderr
+
+
 def test_byte_gate_applies_to_the_raw_notebook(tmp_path):
     result, data = check(tmp_path, "{ not json, and no mention of the b-word")
     assert data == [] and result.exit_code == 0

@@ -612,6 +612,58 @@ raise RuntimeError
     ) == originals
     assert torch.Tensor.backward is originals[0]
     assert hooks == (len(optim_module._global_optimizer_pre_hooks), len(optim_module._global_optimizer_post_hooks))
+    # fill_/copy_ (watched for gradients the code overwrites) are the base class's again.
+    assert "fill_" not in vars(torch.Tensor) and "copy_" not in vars(torch.Tensor)
+
+
+def test_overwritten_gradients_are_not_stale_and_derived_ones_are(tmp_path):
+    clean(tmp_path, MODEL + """
+for x, y in data:
+    loss_of(x, y).backward()
+    for p in model.parameters():
+        p.grad.data.fill_(0.25)
+    optimizer.step()
+for x, y in data:
+    loss_of(x, y).backward()
+    for p in model.parameters():
+        p.grad.copy_(torch.randn_like(p))
+    optimizer.step()
+for x, y in data:
+    loss_of(x, y).backward()
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    optimizer.step()
+""")
+    check(tmp_path, MODEL + """
+for x, y in data:
+    loss_of(x, y).backward()
+    for p in model.parameters():
+        p.grad = p.grad * 0.5
+    optimizer.step()  # expect: ZG001
+""")
+
+
+def test_routine_zero_wiping_a_counter_window_is_lost_and_a_discard_is_not(tmp_path):
+    check(tmp_path, MODEL + """
+for i in range(12):
+    x, y = data[i % len(data)]
+    optimizer.zero_grad()  # expect: ZG002
+    loss_of(x, y).backward()
+    if i % 3 == 0:
+        optimizer.step()
+""")
+    clean(tmp_path, MODEL + """
+for i in range(12):
+    x, y = data[i % len(data)]
+    optimizer.zero_grad()
+    loss = loss_of(x, y)
+    if i % 3 == 1:
+        loss = loss * float("inf")
+    loss.backward()
+    if not torch.isfinite(loss):
+        continue
+    optimizer.step()
+""")
 
 
 def test_consecutive_runs_are_independent(tmp_path):
@@ -676,3 +728,16 @@ def test_batch_runner_prints_one_json_line_per_script(tmp_path):
     assert lines[0]["diagnostics"][0]["path"] == str(buggy)
     assert lines[1]["exit_code"] == 4
     assert "noise" in proc.stderr
+
+
+def test_installed_torch_has_no_step_argument_that_zeroes():
+    # Issue 10, pattern 6: `optimizer.step(zero_grad=True)`-style arguments would make a step
+    # that zeroes. No optimizer of the installed torch takes any argument but the closure, so
+    # zgcheck models none; when this fails, torch grew one and the analysis should learn it.
+    import inspect
+
+    classes = [torch.optim.Optimizer] + [c for c in vars(torch.optim).values()
+                                         if isinstance(c, type) and issubclass(c, torch.optim.Optimizer)]
+    extra = {c.__name__: sorted(set(inspect.signature(c.step).parameters) - {"self", "closure"})
+             for c in classes}
+    assert {name: args for name, args in extra.items() if args} == {}

@@ -24,6 +24,8 @@ class Binding:
     args: Tuple[str, ...] = ()  # for a partial: the arguments it binds
     kwargs: Tuple[Tuple[str, str], ...] = ()
     index: int = -1  # `a, b = make()`: the position unpacked from the call's result
+    cls: str = ""  # for an optimizer: the class (or factory) it was built by, as called
+    call_args: Tuple[str, ...] = ()  # for a value a call made: its positional argument texts
 
 
 def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
@@ -33,11 +35,16 @@ def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
         lowered = name.lower()
         if last in CONTEXT_OPTIMIZERS:
             return Binding("context")
+        positional = tuple(dotted(a.value) or cst.Module([]).code_for_node(a.value) for a in value.args
+                           if a.keyword is None and not a.star)
+        keywords = tuple((a.keyword.value, cst.Module([]).code_for_node(a.value)) for a in value.args
+                         if a.keyword is not None)
         if last in tables.optimizer_classes or last in tables.optimizer_factories:
             # `Adam(params)`: the modules come from what `params` was bound to (see analysis).
             names = tuple(dotted(a.value) or "" for a in value.args[:1] if a.keyword is None) + tuple(
                 dotted(a.value) or "" for a in value.args if a.keyword and a.keyword.value == "params")
-            return Binding("optimizer", tuple(module_receivers(value)), args=tuple(n for n in names if n))
+            return Binding("optimizer", tuple(module_receivers(value)), args=tuple(n for n in names if n),
+                           kwargs=keywords, cls=last, call_args=positional)
         parts = partial_parts(value)
         if parts is not None:
             return Binding("partial", alias=parts[0], args=parts[1], kwargs=parts[2])
@@ -57,7 +64,7 @@ def classify_value(value: cst.BaseExpression, tables: Tables) -> Binding:
             mods = module_receivers(value)
             if mods:
                 return Binding("params", tuple(mods))
-        return Binding("other", alias=name + "()")
+        return Binding("other", alias=name + "()", kwargs=keywords, call_args=positional)
     held = _held(value)
     if held and any(_makes_optimizer(e, tables) for e in held):  # [Adam(a), Adam(b)], {"g": opt_g, ...}
         return Binding("optimizers", args=tuple(filter(None, map(dotted, held))))
@@ -196,7 +203,7 @@ class BindingCollector(cst.CSTVisitor):
         if isinstance(func, cst.Attribute) and func.attr.value == "add_param_group":
             name = dotted(func.value)
             old = self.bindings.get(name) if name else None
-            if old is not None and old.kind == "optimizer":
+            if old is not None and (old.kind == "optimizer" or old.alias.endswith("()")):  # or a factory's
                 self.bindings[name] = replace(old, modules=old.modules + tuple(module_receivers(node)))
 
     def visit_For(self, node: cst.For) -> None:

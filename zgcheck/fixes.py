@@ -90,11 +90,16 @@ class SourceEdits:
         return (self.parsed.text(nxt).strip(), self.parsed.span(nxt)) if nxt is not None else None
 
     def insert_before(self, span: Span, code: str) -> Optional[Edit]:
-        """An edit adding `code` as the statement just before the one holding span."""
+        """An edit adding `code` as the statement just before the one holding span (or the
+        compound statement starting at span)."""
         stmt = self._containing(span)
-        if stmt is None:
-            return None
         newline = self.parsed.module.default_newline
+        if stmt is None:
+            line = span.start_line
+            text = self.lines[line - 1] if line - 1 < len(self.lines) else ""
+            if len(text) - len(text.lstrip(" \t")) + 1 != span.start_col:
+                return None  # not the first thing on its line
+            return Edit(line, 1, line, 1, f"{self._indent_of(line)}{code}{newline}")
         if isinstance(stmt.line, cst.SimpleStatementLine) and stmt.node is stmt.line.body[0]:
             line = stmt.line_span.start_line
             return Edit(line, 1, line, 1, f"{self._indent_of(line)}{code}{newline}")
@@ -121,6 +126,10 @@ class SourceEdits:
         comment = lines[line - 1][len(self._indent_of(line)) + len(text):].rstrip("\r\n")
         delete = Edit(line, 1, line + 1, 1, "")
         insert = self._insert_after(target, text + (comment if comment.strip().startswith("#") else ""))
+        if (insert.start_line, insert.start_col) == (delete.start_line, delete.start_col) and \
+                insert.content.endswith(("\n", "\r")):
+            # `if c: step` then the zero on the next line: it moves into the block, re-indented.
+            return (Edit(delete.start_line, 1, delete.end_line, 1, insert.content),)
         if (insert.start_line, insert.start_col) == (delete.end_line, delete.end_col) or \
                 delete.start_line <= insert.start_line < delete.end_line:
             return None

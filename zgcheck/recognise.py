@@ -16,7 +16,7 @@ import importlib.util
 import re
 import sys
 from dataclasses import dataclass, replace
-from typing import FrozenSet, Iterable, List, Optional, Tuple
+from typing import FrozenSet, Iterable, List, NamedTuple, Optional, Tuple
 
 from .types import Event, EventKind, TargetKind
 
@@ -54,6 +54,9 @@ OPTIMIZER_CLASSES = frozenset({
 CONTEXT_OPTIMIZERS = frozenset({"DistributedOptimizer"})
 # Receivers of `.backward(...)` that write into such a context, not `.grad`.
 CONTEXT_BACKWARDS = frozenset({"dist_autograd", "torch.distributed.autograd", "distributed.autograd"})
+# Optimizers whose `step(closure)` evaluates the closure several times per step (LBFGS,
+# unless `max_iter=1`): a closure that does not zero adds onto what the last evaluation used.
+REEVALUATING_OPTIMIZERS = frozenset({"LBFGS"})
 PARTIAL_CALLS = frozenset({"partial", "functools.partial"})
 OPTIMIZER_FACTORIES = frozenset({
     "create_optimizer", "build_optimizer", "get_optimizer", "make_optimizer",
@@ -79,6 +82,9 @@ OPTIMIZER_MAKER = re.compile(r"optim.*(cls|class|factory|fn|ctor|type)$|^(make|b
 # them, their body is analysed as the body of an implicit training loop.
 PER_BATCH_FUNCTIONS = frozenset({"training_step", "train_step", "train_batch", "train_on_batch",
                                  "training_step_fn", "train_step_fn", "train_iter", "train_iteration"})
+# Counters a framework advances by one before each call of a per-batch function
+# (ignite's `engine.state.iteration`): they grow round the implicit loop.
+ITERATION_COUNTERS = re.compile(r"(?:^|\.)state\.iteration$")
 # Containers of optimizers by name: `optimizers[i]`, `self.opts["g"]`, `for o in optims:`.
 OPTIMIZERS_NAME = re.compile(r"^(?:[a-z0-9]+_)*(?:optimi[sz]ers|opts|optims|optimi[sz]er_(?:list|dict))$",
                              re.IGNORECASE)
@@ -219,7 +225,20 @@ class EventFinder:
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         return False
 
+    def _tensor_write(self, node: cst.CSTNode, target: cst.BaseExpression) -> None:
+        """`w.grad = t`, `w.grad = None`, `w.grad *= 0` on one tensor: the step applies what
+        the statement put there, not what w.grad held (an overwrite: never judged a wipe)."""
+        written = _GRAD_VIEWS.match(dotted(target) or "")["grad"]
+        if written.endswith(".grad") and (_is_overwrite(node, written) or _is_clear(node, written)):
+            self.events.append(Event(EventKind.OVERWRITE, self.span_of(node), self.text_of(node),
+                                     written[:-len(".grad")], TargetKind.MODULE))
+
+    def leave_AugAssign(self, node: cst.AugAssign) -> None:
+        self._tensor_write(node, node.target)
+
     def leave_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) == 1:
+            self._tensor_write(node, node.targets[0].target)
         # Constructors and factories make a fresh optimizer; `self.optimizers()` does not.
         maker = leaf(callee_name(node.value)) if isinstance(node.value, cst.Call) else ""
         if maker in self.tables.optimizer_classes or maker in self.tables.optimizer_factories or \
@@ -263,6 +282,9 @@ class EventFinder:
                 return make(EventKind.STEP, args[0], target_kind=TargetKind.OPTIMIZER)
             if attr in ZERO_ATTRS:
                 return make(EventKind.ZERO, receiver)
+            written = overwritten_grad(call) or cleared_grad(call)
+            if written is not None:  # `w.grad.fill_(v)`, `w.grad.copy_(t)`, `w.grad.zero_()`
+                return make(EventKind.OVERWRITE, written[:-len(".grad")], target_kind=TargetKind.MODULE)
         if name in self.tables.zero_functions:
             return make(EventKind.ZERO, args[0] if args else "", target_kind=TargetKind.PARAMS)
         if name in self.callables or getattr(self.callables, "maybe", lambda _: False)(name):
@@ -294,17 +316,28 @@ HOOK_KINDS = {"register_step_pre_hook": "step_pre", "register_step_post_hook": "
 
 
 def hook_registrations(module: cst.Module):
-    """kind -> ((receiver, hook function), ...) for `opt.register_step_post_hook(fn)`,
-    `register_step_pre_hook` and `p.register_post_accumulate_grad_hook(fn)`."""
+    """kind -> ((receiver, hook function, the def registering it or None at the top level), ...)
+    for `opt.register_step_post_hook(fn)`, `register_step_pre_hook` and
+    `p.register_post_accumulate_grad_hook(fn)`."""
     found = {}
 
     class Finder(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.defs: List[cst.FunctionDef] = []
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            self.defs.append(node)
+
+        def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+            self.defs.pop()
+
         def visit_Call(self, call: cst.Call) -> None:
             func = call.func
             if isinstance(func, cst.Attribute) and func.attr.value in HOOK_KINDS and call.args:
                 receiver, hook = dotted(func.value), dotted(call.args[0].value)
                 if receiver and hook:
-                    found.setdefault(HOOK_KINDS[func.attr.value], []).append((receiver, hook))
+                    where = self.defs[-1] if self.defs else None
+                    found.setdefault(HOOK_KINDS[func.attr.value], []).append((receiver, hook, where))
 
     module.visit(Finder())
     return {kind: tuple(regs) for kind, regs in found.items()}
@@ -312,11 +345,22 @@ def hook_registrations(module: cst.Module):
 
 # --- loops that clear every parameter's gradient --------------------------
 
-def zero_loop_target(loop: cst.For) -> Optional[Tuple[str, TargetKind]]:
+class LoopWrite(NamedTuple):
+    """A loop that writes every parameter's gradient: whose, and whether it overwrites
+    some of them with new values (then it clears no step's leftovers but wipes nothing)."""
+
+    target: str
+    kind: TargetKind
+    overwrite: bool = False
+
+
+def zero_loop_target(loop: cst.For) -> Optional[LoopWrite]:
     """`for p in m.parameters(): p.grad = None` -> ("m", MODULE); None if not such a loop.
 
     Also `for g in opt.param_groups: for p in g["params"]: ...` -> ("opt", OPTIMIZER),
-    and `for p in params:` -> ("params", PARAMS) for a helper's parameter.
+    and `for p in params:` -> ("params", PARAMS) for a helper's parameter. A loop that
+    sets each gradient to a new value (`p.grad = g`, `p.grad.fill_(v)`, `p.grad.copy_(t)`)
+    is one too, with `overwrite` set.
     """
     var = _loop_var(loop.target)
     if var is None or loop.orelse is not None:
@@ -324,24 +368,25 @@ def zero_loop_target(loop: cst.For) -> Optional[Tuple[str, TargetKind]]:
     iter_ = loop.iter
     if _zeroes_each(loop, var):  # for o in (opt_g, opt_d): o.zero_grad()
         text = dotted(iter_) or cst.Module([]).code_for_node(iter_)
-        return text, TargetKind.CONTAINER
+        return LoopWrite(text, TargetKind.CONTAINER)
     if isinstance(iter_, cst.Attribute) and iter_.attr.value == "param_groups":
         inner = [s for s in _statements(loop.body)]
         if len(inner) == 1 and isinstance(inner[0], cst.For):
             inner_loop = inner[0]
-            if isinstance(inner_loop.iter, cst.Subscript) and dotted(inner_loop.iter.value) == var:
-                if _clears_grads(inner_loop):
-                    owner = dotted(iter_.value)
-                    return (owner, TargetKind.OPTIMIZER) if owner else None
+            written = _grad_writes(inner_loop)
+            if isinstance(inner_loop.iter, cst.Subscript) and dotted(inner_loop.iter.value) == var and written:
+                owner = dotted(iter_.value)
+                return LoopWrite(owner, TargetKind.OPTIMIZER, written == OVERWRITE) if owner else None
         return None
-    if not _clears_grads(loop):
+    written = _grad_writes(loop)
+    if written is None:
         return None
     mods = module_receivers(iter_)
     if mods:
-        return mods[0], TargetKind.MODULE
+        return LoopWrite(mods[0], TargetKind.MODULE, written == OVERWRITE)
     text = dotted(iter_)
     if text:
-        return text, TargetKind.PARAMS
+        return LoopWrite(text, TargetKind.PARAMS, written == OVERWRITE)
     return None
 
 
@@ -369,27 +414,60 @@ def _statements(body: cst.BaseSuite) -> List[cst.CSTNode]:
     return out
 
 
-def _clears_grads(loop: cst.For) -> bool:
-    var = _loop_var(loop.target)
+CLEAR, OVERWRITE = "clear", "overwrite"
+
+
+def _grad_writes(loop: cst.For) -> Optional[str]:
+    """CLEAR when the loop's body clears its variable's gradient, OVERWRITE when it sets
+    it to new values (or clears some and overwrites others), None otherwise. For
+    `for p, g in zip(params, grads): p.grad = g` the variable is the one whose grad is set."""
+    for var in _loop_vars(loop.target):
+        found = _writes_of(loop, var)
+        if found is not None:
+            return found
+    return None
+
+
+def _writes_of(loop: cst.For, var: str) -> Optional[str]:
     grad = f"{var}.grad"
-    cleared = False
+    kinds = set()
     for stmt in _statements(loop.body):
         if isinstance(stmt, cst.If):  # `if p.grad is not None:` guard, about the gradient only
             if stmt.orelse is not None or not _guards_grad(stmt.test, var):
-                return False
+                return None
             for inner in _statements(stmt.body):
                 if _is_continue(inner):
                     continue
-                if not _is_clear(inner, grad):
-                    return False
-                cleared = True
+                kind = _write(inner, grad)
+                if kind is None:
+                    return None
+                kinds.add(kind)
             continue
         if _is_continue(stmt) or isinstance(stmt, cst.Pass):
             continue
-        if not _is_clear(stmt, grad):
-            return False
-        cleared = True
-    return cleared
+        kind = _write(stmt, grad)
+        if kind is None:
+            return None
+        kinds.add(kind)
+    if not kinds:
+        return None
+    return OVERWRITE if OVERWRITE in kinds else CLEAR
+
+
+def _write(stmt: cst.CSTNode, grad: str) -> Optional[str]:
+    if _is_clear(stmt, grad):
+        return CLEAR
+    if _is_overwrite(stmt, grad):
+        return OVERWRITE
+    return None
+
+
+def _loop_vars(target: cst.BaseExpression) -> List[str]:
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, cst.Tuple):
+        return [e.value.value for e in target.elements if isinstance(e.value, cst.Name)][::-1]
+    return []
 
 
 def _guards_grad(test: cst.BaseExpression, var: str) -> bool:
@@ -412,6 +490,48 @@ def _is_continue(stmt: cst.CSTNode) -> bool:
 _CLEARING_CALLS = {"zero_": 0, "fill_": 1, "mul_": 1}
 # Views of a gradient that share its storage: clearing one clears the gradient.
 _GRAD_VIEWS = re.compile(r"^(?P<grad>.*?)(?:\.data|\.detach_\(\)|\.detach\(\))*$")
+
+
+def _mentions(expr: cst.CSTNode, grad: str) -> bool:
+    """Whether expr reads `grad` (a value derived from the old gradient keeps its leftovers)."""
+    return re.search(rf"(?<![\w.]){re.escape(grad)}\b", cst.Module([]).code_for_node(expr)) is not None
+
+
+def _is_overwrite(stmt: cst.CSTNode, grad: str) -> bool:
+    """`g = t`, `g.fill_(v)`, `g.copy_(t)` for the gradient g (or a view of it), with a value
+    that does not read g: the step then applies that value, not what was left in g."""
+    if isinstance(stmt, cst.Assign) and len(stmt.targets) == 1:
+        return dotted(stmt.targets[0].target) in (grad, grad + ".data") and not _mentions(stmt.value, grad) \
+            and not (isinstance(stmt.value, cst.Name) and stmt.value.value == "None")
+    if isinstance(stmt, cst.Expr) and isinstance(stmt.value, cst.Call):
+        return overwritten_grad(stmt.value) == grad
+    return False
+
+
+def overwritten_grad(call: cst.Call) -> Optional[str]:
+    """`x.grad` for `x.grad.fill_(v)` / `x.grad.data.copy_(t)` with a value that does not read
+    `x.grad` (a zero fill is a clear, not an overwrite); else None."""
+    func = call.func
+    if not isinstance(func, cst.Attribute) or func.attr.value not in ("fill_", "copy_") or len(call.args) < 1:
+        return None
+    grad = _GRAD_VIEWS.match(dotted(func.value) or "")["grad"]
+    if not grad.endswith(".grad") or call.args[0].keyword is not None:
+        return None
+    value = call.args[0].value
+    if _mentions(value, grad) or (func.attr.value == "fill_" and _is_zero_literal(value)):
+        return None
+    return grad
+
+
+def cleared_grad(call: cst.Call) -> Optional[str]:
+    """`x.grad` for `x.grad.zero_()`, `x.grad.data.fill_(0)`, `x.grad.mul_(0)`; else None."""
+    func = call.func
+    if not isinstance(func, cst.Attribute) or _CLEARING_CALLS.get(func.attr.value) != len(call.args):
+        return None
+    grad = _GRAD_VIEWS.match(dotted(func.value) or "")["grad"]
+    if not grad.endswith(".grad") or not all(_is_zero_literal(a.value) for a in call.args):
+        return None
+    return grad
 
 
 def _is_zero_literal(expr: cst.BaseExpression) -> bool:

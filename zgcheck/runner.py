@@ -258,7 +258,10 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
     except notebook.NotebookError:
         return FileResult(path, check_source(data, path, config, gate=False))
     outcome = fixes.fix_text(source, lambda t: check_decoded(t, path, config), unsafe=mode.unsafe)
-    result = FileResult(path, [notebook.map_diagnostic(d, mapping, path) for d in outcome.remaining],
+    # Cells left out of the virtual module because they do not parse stay as they are: their
+    # ZG901s are reported with whatever the fix leaves (fixing must not hide them).
+    broken = [d for d in notebook.parse_errors(mapping, path) if config.is_selected(d.code, d.path)]
+    result = FileResult(path, broken + [notebook.map_diagnostic(d, mapping, path) for d in outcome.remaining],
                         len(outcome.fixed), conflicts=len(outcome.conflicts),
                         fixed_codes=tuple(d.code for d in outcome.fixed))
     if outcome.error:
@@ -275,7 +278,7 @@ def fix_notebook(path: str, data: bytes, config: Config, mode: Mode, write: bool
         return result
     result.fixed_text, result.fixed_bytes = new_text, new_text.encode("utf-8")
     new_mapping = notebook.virtual_source(new_text)[1]
-    result.diagnostics = [notebook.map_diagnostic(d, new_mapping, path) for d in outcome.remaining]
+    result.diagnostics = broken + [notebook.map_diagnostic(d, new_mapping, path) for d in outcome.remaining]
     if mode.diff:
         result.diff = unified_patch(text, new_text, path)  # the .ipynb itself: a patch git applies
         return result

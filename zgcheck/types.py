@@ -75,6 +75,7 @@ class EventKind(enum.Enum):
     BACKWARD = "backward"
     STEP = "step"  # S(o)
     ZERO = "zero"  # Z(o) or Z(module) or Z(all)
+    OVERWRITE = "overwrite"  # gradients set to new values: leftovers gone, nothing wiped
     CALL = "call"  # call to a helper whose body is analysed in place
     NEW = "new"  # `opt = Optimizer(...)`: a fresh optimizer, nothing consumed yet
 
@@ -123,6 +124,9 @@ class Site:
     # and the GradScaler that steps it, if any. A fix is built from these.
     receiver: str = ""
     scaler: str = ""
+    # For `opt.step(closure)`: the closure's first statement, `receiver` the optimizer's
+    # name as the closure can write it (where a fix puts the zero), when there is one.
+    closure: Optional["Site"] = None
 
 
 @dataclass(frozen=True)

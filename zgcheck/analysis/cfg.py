@@ -33,12 +33,23 @@ class Node:
     owner: Optional[cst.CSTNode] = None
 
 
+@dataclass(frozen=True)
+class Loop:
+    """A loop's nodes: its header, the synthetic node every way round to the next
+    iteration passes (end of body, `continue`), and the join after it."""
+
+    head: int
+    next: int
+    after: Optional[int]  # None for the implicit per-batch loop, which is never left
+
+
 @dataclass
 class CFG:
     nodes: List[Node]
     entry: int
     exit: int
     raise_exit: int
+    loops: List[Loop] = field(default_factory=list)
 
     def preds(self) -> Dict[int, List[int]]:
         out: Dict[int, List[int]] = {n.id: [] for n in self.nodes}
@@ -73,6 +84,7 @@ class _Builder:
         self.frames: list = []
         self.scopes: List[tuple] = []  # the frames around each node when it was built
         self.is_zero_loop = is_zero_loop
+        self.loops: List[Loop] = []
         self.entry = self.new("entry")
         self.exit = self.new("exit")
         self.raise_exit = self.new("raise")
@@ -188,10 +200,13 @@ class _Builder:
     def _loop(self, head: int, body: cst.BaseSuite, orelse, infinite: bool, first: Optional[int] = None) -> int:
         """A loop at head; `first`, if given, enters the body once before head can exit."""
         after = self.new("join")
-        self.frames.append(_Loop(cont=head, brk=after))
+        nxt = self.new("next")
+        self.edge(nxt, head)
+        self.loops.append(Loop(head, nxt, after))
+        self.frames.append(_Loop(cont=nxt, brk=after))
         entry = self.then(head, "body")
         self.edge(first, entry)
-        self.edge(self.suite(body, entry), head)
+        self.edge(self.suite(body, entry), nxt)
         self.frames.pop()
         if not infinite:
             if orelse is not None:
@@ -350,5 +365,7 @@ def build(body: Sequence[cst.CSTNode], is_zero_loop: Callable[[cst.For], bool] =
     end = builder.block(body, start)
     builder.edge(end, builder.exit)
     if implicit_loop:
-        builder.edge(builder.exit, start)
-    return CFG(builder.nodes, builder.entry, builder.exit, builder.raise_exit)
+        nxt = builder.then(builder.exit, "next")
+        builder.edge(nxt, start)
+        builder.loops.append(Loop(start, nxt, None))
+    return CFG(builder.nodes, builder.entry, builder.exit, builder.raise_exit, builder.loops)

@@ -20,7 +20,7 @@ from ..types import Fact, Finding
 from . import counters, dataflow
 from .frames import optimizers
 from .resolve import local_prefix
-from .units import Backward, Call, Covers, Fresh, Frame, Plan, Reach, Step, Target, Zero
+from .units import Backward, Call, Covers, Fresh, Frame, Plan, Reach, Step, Target, Window, Zero
 
 ALIVE = Fact("", "alive", "")
 START = frozenset({(frozenset(), ALIVE)})
@@ -62,6 +62,7 @@ class RootRun:
         self.tracked = plan.tracked
         self.report = None  # set for the final, reporting pass
         self.cache: Dict[tuple, State] = {}
+        self.exits: Dict[int, FrozenSet[int]] = {}  # per frame: the join after each loop
 
     # -- optimizers --------------------------------------------------------
     def _parts(self, key: str, target: Target = None) -> Tuple[str, ...]:
@@ -146,11 +147,20 @@ class RootRun:
             return state
         if node.branch is not None:
             state = self.branch(frame, node.id, state)
+        if node.id in self._loop_exits(frame):  # any window a loop accumulated ends with it
+            state = self.apply(Window(None, False), state)
         for action in frame.actions.get(node.id, ()):
             state = self.apply(action, state)
         if self.tracked:
             state = self.forget(frame, node.id, state)
         return state
+
+    def _loop_exits(self, frame: Frame) -> FrozenSet[int]:
+        found = self.exits.get(id(frame))
+        if found is None:
+            found = self.exits[id(frame)] = frozenset(loop.after for loop in frame.graph.loops
+                                                      if loop.after is not None)
+        return found
 
     def apply(self, action, state: State) -> State:
         if isinstance(action, Call):
@@ -174,7 +184,13 @@ class RootRun:
         elif isinstance(action, Zero):
             covered = self._covered(action.covers, facts)
             for rule in self.rules:
-                facts = rule.on_zero(facts, covered, action.site)
+                hook = rule.on_zero if action.wipes else rule.on_overwrite
+                facts = hook(facts, covered, action.site)
+        elif isinstance(action, Window):
+            parts = set(self.universe) | {f.optimizer for f in facts if f.optimizer} if action.optimizers is None \
+                else {p for key in action.optimizers for p in self._parts(key)}
+            for rule in self.rules:
+                facts = rule.on_window(facts, parts, action.into_next)
         elif isinstance(action, Fresh):  # a fresh optimizer: no rule holds anything about it yet
             parts = set(self._parts(action.optimizer))
             facts = frozenset(f for f in facts if f.optimizer not in parts)

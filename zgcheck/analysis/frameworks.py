@@ -74,7 +74,7 @@ def accumulate_wipes(root: Frame) -> List[Finding]:
         step_site = Site(unit.path, steps[0].site.span, steps[0].site.text)
         for action in inside:
             # The prepared optimizer's own zero is gated by Accelerate; a module's is not.
-            if isinstance(action, Zero) and not action.covers.optimizers and not action.covers.containers:
+            if isinstance(action, Zero) and action.wipes and not action.covers.optimizers and not action.covers.containers:
                 site = Site(action.site.path, action.site.span, action.site.text)
                 related = (("accumulate", header), ("step", step_site))
                 findings.append(Finding("ZG002", site, related, action.site.text, step_site))

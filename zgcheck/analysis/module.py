@@ -261,9 +261,10 @@ class Module:
             if node.item is None:
                 continue
             if node.kind == "zero-loop":
-                target, kind = recognise.zero_loop_target(node.item)
+                target, kind, overwrite = recognise.zero_loop_target(node.item)
                 header = f"for ... in {text(node.item.iter)}"
-                events[node.id] = (Event(EventKind.ZERO, span(node.item), header, target, kind),)
+                event_kind = EventKind.OVERWRITE if overwrite else EventKind.ZERO
+                events[node.id] = (Event(event_kind, span(node.item), header, target, kind),)
             elif node.kind != "def":
                 found = recognise.events_in(node.item, span, text, callables, self.tables)
                 if found:

@@ -9,11 +9,14 @@ is an optimizer step.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import replace
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import libcst as cst
 
 from .. import recognise
+from ..bindings import Binding, classify_value, collect_bindings
 from .units import Unit
 
 if TYPE_CHECKING:
@@ -69,11 +72,29 @@ def made_class(module: "Module", maker: str, depth: int = 0) -> Optional[Tuple["
 def returned_element(module: "Module", maker: str, index: int) -> Optional[cst.BaseExpression]:
     """The index-th element of the tuple a project function of this file returns
     (`opt_g, opt_d = make_optimizers(...)`), or None."""
+    found = returned(module, maker, index)
+    return found[1] if found is not None else None
+
+
+def returned(module: "Module", maker: str, index: int = -1):
+    """(the function, what its first return returns) for a project function of this file;
+    with index >= 0, that element of a returned tuple. None when there is no such return."""
+    if maker not in module.def_names:
+        return None
+    key = ("returned", maker, index)
+    if key not in module.memo:
+        module.memo[key] = _returned(module, maker, index)
+    return module.memo[key]
+
+
+def _returned(module: "Module", maker: str, index: int):
     for stmt in module.parsed.module.body:
         if isinstance(stmt, cst.FunctionDef) and stmt.name.value == maker:
             for ret in _returns(stmt):
+                if index < 0:
+                    return stmt, ret
                 if isinstance(ret, cst.Tuple) and index < len(ret.elements):
-                    return ret.elements[index].value
+                    return stmt, ret.elements[index].value
     return None
 
 
@@ -96,3 +117,38 @@ def returned_calls(fn: cst.FunctionDef) -> Tuple[str, ...]:
     """What a factory's `return X(...)` statements call (X's dotted name), in order."""
     names = (recognise.dotted(r.func) for r in _returns(fn) if isinstance(r, cst.Call))
     return tuple(n for n in names if n)
+
+
+def factory_made(module, binding: Binding) -> Optional[Binding]:
+    """The optimizer a project factory of this file returns (`g_opt = build_opt(G, lr)`, or
+    `g, d = make_optimizers(...)`), the modules it holds in the caller's terms: the factory's
+    parameters replaced by the call's arguments (`model.parameters()` with model bound to G
+    ties it to G). None when the call does not make an optimizer here."""
+    maker = binding.alias[:-2] if binding.alias.endswith("()") else binding.cls
+    found = returned(module, maker, binding.index)
+    if found is None:
+        return None
+    fn, value = found
+    made = classify_value(value, module.tables)
+    if made.kind != "optimizer":
+        return None
+    params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
+    bound = dict(zip(params, binding.call_args))
+    bound.update((k, v) for k, v in binding.kwargs if k in params)
+    local = {p.name.value for p in (*fn.params.posonly_params, *fn.params.params, *fn.params.kwonly_params)}
+
+    def outside(name: str) -> Optional[str]:  # a name of the factory, as the caller writes it
+        root, dot, rest = name.partition(".")
+        if root in bound:
+            return bound[root] + dot + rest
+        return None if root in local or root in collect_assigned(fn) else name  # a global stays
+
+    modules = tuple(m for m in map(outside, made.modules) if m)
+    args = tuple(a for a in map(outside, made.args) if a)
+    return replace(made, modules=modules + binding.modules, args=args, call_args=())
+
+
+@functools.lru_cache(maxsize=256)
+def collect_assigned(fn: cst.FunctionDef) -> frozenset:
+    """Names a function assigns (its locals), by their first part."""
+    return frozenset(k.split(".", 1)[0] for k in collect_bindings(fn, recognise.DEFAULT_TABLES))

@@ -20,13 +20,14 @@ import libcst as cst
 
 from .. import recognise
 from ..types import Event, EventKind, Site, TargetKind
-from . import conditions, objects
+from . import conditions, counters, hooks, objects
 from .cfg import nodes_in_cycles
-from .dataflow import reverse_postorder
-from ..bindings import Binding, classify_value
+from ..bindings import Binding
 from .frames import tracked_conditions
 from .reach import Reacher
-from .units import Action, Backward, Branch, Call, Covers, Fresh, Frame, Plan, Scope, Step, Target, Unit, Zero
+from .windows import Guards
+from .units import (Action, Backward, Branch, Call, Covers, Fresh, Frame, Plan, Reach, Scope, Step, Target, Unit,
+                    Window, Zero)
 
 MAX_DEPTH = 4  # helpers inlined below a root
 MAX_HOPS = 8  # argument and alias indirections followed for one name
@@ -83,7 +84,7 @@ def _elements(text: str, scope: Scope, hops: int = 0) -> Tuple[Optional[Target],
     bound = scope.arg(text)
     if bound is not None and hops < MAX_HOPS:
         return _elements(bound[0], bound[1], hops + 1)
-    expr = _expression(text)
+    expr = expression(text)
     if isinstance(expr, (cst.Tuple, cst.List)):
         return None, [resolve(cst.Module([]).code_for_node(e.value), scope) for e in expr.elements
                       if isinstance(e, cst.Element)]
@@ -96,10 +97,8 @@ def _local(text: str, scope: Scope, hops: int) -> Target:
     """What text denotes by the bindings of scope's own unit (and its class, its module)."""
     module = scope.unit.module
     binding = module.lookup(text, scope.unit)
-    if binding is not None and binding.index >= 0:  # `g_solver, d_solver = make_solvers(...)`
-        made = objects.returned_element(module, binding.alias[:-2], binding.index)
-        if made is not None and classify_value(made, module.tables).kind == "optimizer":
-            binding = Binding("optimizer")
+    if binding is not None and (binding.alias.endswith("()") or binding.cls):
+        binding = objects.factory_made(module, binding) or binding
     if binding is not None and binding.kind == "other" and binding.alias and hops < MAX_HOPS \
             and not binding.alias.endswith("()") and binding.alias != text:
         aliased = resolve(binding.alias, scope, hops + 1)
@@ -112,6 +111,9 @@ def _local(text: str, scope: Scope, hops: int) -> Target:
         params = resolve(binding.args[0], scope, hops + 1)  # Adam(params)
         if params.binding is not None and params.binding.kind == "params":
             modules = params.modules + modules  # and any group added to it since
+        elif params.binding is None and params.key != binding.args[0]:  # a parameter: `fit(net.parameters())`
+            expr = expression(params.key)
+            modules = tuple(recognise.module_receivers(expr) if expr is not None else ()) + modules
     return Target(text, binding, modules)
 
 
@@ -130,6 +132,53 @@ def _bound_through_args(name: str, scope: Scope):
         return None
     found = objects.bound_method(where.unit.module, f"{text}.{attr}" if receiver else text, where.unit)
     return (found[0], receiver or name) if found is not None else None
+
+
+def reevaluates(target: Target) -> bool:
+    """Whether the optimizer's step(closure) evaluates the closure more than once per step."""
+    binding = target.binding
+    if binding is None or binding.kind != "optimizer" or binding.cls not in recognise.REEVALUATING_OPTIMIZERS:
+        return False
+    return conditions.literal_from_text(dict(binding.kwargs).get("max_iter", "20")) != 1
+
+
+def closure_site(frame: Frame, optimizer: Target, receiver: str, caller: Scope) -> Optional[Site]:
+    """Where a zero goes at the top of a step's closure: its first statement (after a
+    docstring), and the optimizer's name there: a parameter bound to it
+    (`partial(closure_fn, optimizer, x)`), or the step's own receiver when the closure
+    sees that name (a closure nested in the function, or a global)."""
+    unit = frame.unit
+    if not isinstance(unit.node, cst.FunctionDef) or not unit.body:
+        return None
+    body = list(unit.body)
+    if len(body) > 1 and _is_docstring(body[0]):
+        body = body[1:]
+    name = next((param for param, text, where in frame.scope.args
+                 if where is not None and resolve(text, where).key == optimizer.key), None)
+    root = receiver.split(".", 1)[0]
+    if name is None and _sees(unit, root) and resolve(receiver, frame.scope).key == optimizer.key:
+        name = receiver
+    if name is None:
+        return None
+    first = body[0].body[0] if isinstance(body[0], cst.SimpleStatementLine) else body[0]
+    parsed = unit.module.parsed
+    return Site(unit.path, parsed.span(first), parsed.text(first), caller.depth == 0, optimizer.key, name)
+
+
+def _is_docstring(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Expr) and \
+        isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+
+
+def _sees(unit: Unit, name: str) -> bool:
+    """Whether `name` is visible in unit as the same variable its caller meant: bound in an
+    enclosing function (its parameter or local) or at the module's top level."""
+    if name == "self":
+        return unit.cls is not None
+    for u in unit.enclosing():
+        if name in u.params or any(k.split(".", 1)[0] == name for k in u.bindings):
+            return u is not unit  # the closure's own local is another variable
+    return any(k.split(".", 1)[0] == name for k in unit.module.module_bindings)
 
 
 def is_optimizer(target: Target, tables: recognise.Tables) -> bool:
@@ -223,7 +272,8 @@ class _Planner:
         tested: List[Tuple[str, frozenset, bool]] = []
         counted: Dict[int, Tuple[str, ...]] = {}
         looping = None
-        guards = _Guards(graph, actions)
+        guards = Guards(graph, actions)
+        windows: List[int] = []  # branch edges on a loop counter (`i % k == r`)
         for node in graph.nodes:
             grown = tuple((cond_name(name, scope), value, grows) for name, value, grows
                           in conditions.counter_updates(node, loop_entry(graph, node)))
@@ -240,11 +290,24 @@ class _Planner:
                 holds = not holds
             branches[node.id] = Branch(decided is not None and decided != holds,
                                        cond.key if cond is not None else None, holds)
+            if cond is not None and counters.parse(cond.key) is not None:
+                windows.append(node.id)
             if cond is not None and taken and guards(node.id):
                 if looping is None:
                     looping = nodes_in_cycles(graph)
                 # Tested again on the next iteration (or the next call of a helper).
                 tested.append((cond.key, cond.names, node.id in looping or scope.depth > 0))
+        for join, skipped in guards.joins(windows).items():  # `if i % k == 0: step`, then on
+            actions[join] = (Window(skipped, True),) + actions.get(join, ())
+        for loop in graph.loops if windows else ():
+            windowed = guards.windowed(loop, windows)
+            if windowed:
+                actions[loop.next] = (Window(windowed, True),) + actions.get(loop.next, ())
+            if loop.after is None:  # the implicit per-batch loop: framework counters grow
+                names = {counters.parse(branches[w].condition)[0] for w in windows}
+                grown = tuple((n, None, True) for n in sorted(names) if recognise.ITERATION_COUNTERS.search(n))
+                if grown:
+                    counted[loop.next] = grown
         return Frame(scope, graph, actions, branches, tuple(tested), counted=counted)
 
     def all_frames(self) -> List[Frame]:
@@ -256,6 +319,7 @@ class _Planner:
         name is forgotten where the name changes)."""
         for node in frame.graph.nodes:
             names = tuple(cond_name(t, frame.scope) for t in conditions.assigned_texts(node))
+            names += tuple(name for name, _, _ in frame.counted.get(node.id, ()) if name not in names)
             if names:
                 frame.assigned[node.id] = names
 
@@ -300,10 +364,10 @@ class _Planner:
         site = Site(scope.unit.path, event.span, event.text, scope.depth == 0)
         kind = event.kind
         if kind is EventKind.BACKWARD:  # optimizer in backward: hooks step as gradients arrive
-            return (Backward(site, self.reacher.backward(loss_of(event, scope), scope)),) + \
-                self.hooks("accumulate", "", scope)
-        if kind is EventKind.ZERO:
-            return (Zero(covers(event, scope), site),)
+            reach = self.reacher.backward(loss_of(event, scope), scope)
+            return (Backward(site, reach),) + self.hooks("accumulate", "", scope, reach)
+        if kind is EventKind.ZERO or kind is EventKind.OVERWRITE:
+            return (Zero(covers(event, scope), site, wipes=kind is EventKind.ZERO),)
         if kind is EventKind.NEW:
             return (Fresh(resolve(event.target, scope).key),)
         if kind is EventKind.CALL:
@@ -316,8 +380,9 @@ class _Planner:
     def _step(self, event: Event, scope: Scope, site: Site) -> Tuple[Action, ...]:
         tables = scope.unit.module.tables
 
-        def step(target: Target, receiver: str = "", scaler: str = "") -> Step:
-            return Step(target, Site(site.path, site.span, site.text, site.root, target.key, receiver, scaler))
+        def step(target: Target, receiver: str = "", scaler: str = "", closure: Optional[Site] = None) -> Step:
+            return Step(target, Site(site.path, site.span, site.text, site.root, target.key, receiver, scaler,
+                                     closure))
 
         if event.target_kind is TargetKind.FUNCTION:  # step_fn() after step_fn = torch.compile(opt.step)
             binding = scope.unit.module.lookup(event.target, scope.unit)
@@ -334,59 +399,37 @@ class _Planner:
             return (step(target), Zero(Covers(optimizers=frozenset({target.key})), site))
         if is_optimizer(target, tables):
             out: Tuple[Action, ...] = ()
-            if event.closure:  # LBFGS: the closure runs before the step
+            where: Optional[Site] = None
+            if event.closure:  # the closure runs before the step reads the gradients
                 frame = self.call(event.closure, event.closure_args, event.closure_kwargs, scope)
                 if frame is not None:
-                    out = (Call(frame),)
-            return self.hooks("step_pre", event.target, scope) + out + (step(target, event.target),) + \
+                    out, where = (Call(frame),), closure_site(frame, target, event.target, scope)
+            # LBFGS evaluates it again after updating: closure, step, closure, step.
+            evaluations = 2 if out and reevaluates(target) else 1
+            return self.hooks("step_pre", event.target, scope) + \
+                (out + (step(target, event.target, closure=where),)) * evaluations + \
                 self.hooks("step_post", event.target, scope)
         return ()
 
-    def hooks(self, kind: str, receiver: str, scope: Scope) -> Tuple[Action, ...]:
+    def hooks(self, kind: str, receiver: str, scope: Scope, reach: Optional[Reach] = None) -> Tuple[Action, ...]:
         """The registered hooks of this kind that run here, as calls (the optimizer bound to
-        a step hook's first parameter); a step hook only for the optimizer it was registered on."""
+        a step hook's first parameter); a step hook only for the optimizer it was registered
+        on, a parameter's hook only at a backward that may reach that parameter's module."""
         module = scope.unit.module
         out: Tuple[Action, ...] = ()
-        for registered, name in module.hooks.get(kind, ()):
-            if receiver and recognise.leaf(registered) != recognise.leaf(resolve(receiver, scope).key):
+        for registered, name, where in module.hooks.get(kind, ()):
+            if receiver and hooks.registered_key(registered, where, scope) != resolve(receiver, scope).key:
                 continue
+            if reach is not None and reach.may is not None:
+                hooked = hooks.hooked_module(registered, where, scope)
+                if hooked is not None and not any(m == hooked or m.startswith(hooked + ".") or
+                                                  hooked.startswith(m + ".") for m in reach.may):
+                    continue
             callee = module.callee(name, scope.unit) or module.unit_named(name)
             frame = self.callee_frame(callee, (receiver,) if receiver else (), (), scope) if callee else None
             if frame is not None:
                 out += (Call(frame),)
         return out
-
-
-class _Guards:
-    """Whether an `if` guards an action: some node with actions lies on one of its arms and
-    not the other (loop back edges left out). Only such conditions are worth tracking: a
-    flag that guards setup code would double the path classes for nothing."""
-
-    def __init__(self, graph, actions):
-        self.graph, self.actions = graph, actions
-        self.rank: Dict[int, int] = {}
-        self.arms: Dict[int, Dict[bool, int]] = {}
-
-    def __call__(self, node_id: int) -> bool:
-        if not self.rank:
-            self.rank = {n: i for i, n in enumerate(reverse_postorder(self.graph))}
-            for node in self.graph.nodes:
-                if node.branch is not None:
-                    self.arms.setdefault(id(node.branch[0]), {})[node.branch[1]] = node.id
-        arms = self.arms.get(id(self.graph.nodes[node_id].branch[0]), {})
-        if len(arms) < 2:
-            return True
-        return any(n in self.actions for n in self._ahead(arms[True]) ^ self._ahead(arms[False]))
-
-    def _ahead(self, start: int) -> set:
-        seen, todo = {start}, [start]
-        while todo:
-            n = todo.pop()
-            for s in self.graph.nodes[n].succs:
-                if s not in seen and self.rank.get(s, -1) > self.rank.get(n, -1):
-                    seen.add(s)
-                    todo.append(s)
-        return seen
 
 
 def loop_entry(graph, node) -> Optional[bool]:
@@ -435,7 +478,7 @@ def cond_term(name: str, scope: Scope):
     (`update_grad=(i + 1) % k == 0`) stands for that expression's condition."""
     bound = scope.arg(name)
     if bound is not None and recognise_dotted(bound[0]) is None:
-        expr = _expression(bound[0])
+        expr = expression(bound[0])
         if expr is not None:
             inner, polarity = conditions.split_not(expr)
             cond = conditions.condition(inner, lambda n: cond_term(n, bound[1]))
@@ -449,7 +492,7 @@ def recognise_dotted(text: str):
 
 
 @functools.lru_cache(maxsize=4096)
-def _expression(text: str):
+def expression(text: str):
     try:
         return cst.parse_expression(text)
     except cst.ParserSyntaxError:

@@ -134,6 +134,17 @@ class Step:
 class Zero:
     covers: Covers
     site: Site
+    wipes: bool = True  # False for an overwrite (`p.grad = t`): leftovers gone, nothing wiped
+
+
+@dataclass(frozen=True)
+class Window:
+    """The loop goes round (`into_next`) or is left, and the steps of these optimizers in it
+    run only in some iterations, on a counter (`if (i + 1) % k == 0: opt.step()`): what a
+    backward left unapplied is accumulated for a later iteration's step."""
+
+    optimizers: Optional[FrozenSet[str]]  # None: every optimizer (a loop is left)
+    into_next: bool
 
 
 @dataclass(frozen=True)
@@ -150,7 +161,7 @@ class Call:
     frame: "Frame"
 
 
-Action = Union[Backward, Step, Zero, Fresh, Call]
+Action = Union[Backward, Step, Zero, Fresh, Call, Window]
 
 
 @dataclass(frozen=True)

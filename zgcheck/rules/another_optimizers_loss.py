@@ -95,6 +95,9 @@ class AnotherOptimizersLoss(Rule):
             facts = drop(facts, CODE, kind, optimizers)
         return facts
 
+    def on_overwrite(self, facts: Facts, optimizers, site: Site) -> Facts:
+        return self.on_zero(facts, optimizers, site)  # the leftovers are replaced
+
     def fix(self, finding: Finding, edits: Edits) -> Optional[Fix]:
         second = dict(finding.related)["next backward"]
         step = finding.step

@@ -55,6 +55,17 @@ class Rule:
     def on_zero(self, facts: Facts, optimizers: Iterable[str], site: Site) -> Facts:
         return facts
 
+    def on_window(self, facts: Facts, optimizers: Iterable[str], into_next: bool) -> Facts:
+        """The loop goes round to its next iteration (`into_next`) or is left, and these
+        optimizers step only in the iterations a counter picks: gradients not applied yet
+        are being accumulated for a later step."""
+        return facts
+
+    def on_overwrite(self, facts: Facts, optimizers: Iterable[str], site: Site) -> Facts:
+        """The gradients were set to new values (`p.grad = t`, `p.grad.fill_(v)`): what they
+        held is gone, but nothing a backward produced was cleared for the step's sake."""
+        return facts
+
     def fix(self, finding: Finding, edits: Edits) -> Optional[Fix]:
         """The fix for one finding in the file being checked, with preliminary safety
         (re-analysing the fixed text decides the rest); None when there is none."""

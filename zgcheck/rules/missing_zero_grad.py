@@ -40,8 +40,10 @@ class MissingZeroGrad(Rule):
     fix_safety = (
         "The fix inserts `<optimizer>.zero_grad()` right after the step (after\n"
         "`scaler.update()` when it follows `scaler.step(optimizer)`), which is also correct\n"
-        "for gradient accumulation. It is safe when the step is in the function that holds\n"
-        "the loop and the re-analysed code is clean; otherwise unsafe (`--unsafe-fixes`)."
+        "for gradient accumulation; for `step(closure)`, at the top of the closure (LBFGS\n"
+        "evaluates it several times per step, so a zero after the step is not enough).\n"
+        "It is safe when the step is in the function that holds the loop and the\n"
+        "re-analysed code is clean; otherwise unsafe (`--unsafe-fixes`)."
     )
 
     def message(self, finding: Finding) -> str:
@@ -69,8 +71,19 @@ class MissingZeroGrad(Rule):
     def on_zero(self, facts: Facts, optimizers, site: Site) -> Facts:
         return drop(drop(facts, CODE, "stale", optimizers), CODE, "consumed", optimizers)
 
+    def on_overwrite(self, facts: Facts, optimizers, site: Site) -> Facts:
+        return self.on_zero(facts, optimizers, site)  # the leftovers are replaced
+
     def fix(self, finding: Finding, edits: Edits) -> Optional[Fix]:
         step = finding.step
+        closure = step.closure
+        if closure is not None and closure.path == step.path:
+            # The closure is evaluated before (LBFGS: several times in) each step: its
+            # first statement is where every evaluation starts from clean gradients.
+            code = f"{closure.receiver}.zero_grad()"
+            edit = edits.insert_before(closure.span, code)
+            if edit is not None:
+                return Fix(f"Insert `{code}` at the top of the step's closure", preliminary(finding), (edit,))
         if not step.receiver:
             return None  # a step through an alias (`step_fn()`): no receiver to zero by name
         # After this step, and after every earlier step whose gradients this one may apply

@@ -60,6 +60,7 @@ class Instrumentation:
         # (owner, attribute, original, installed)
         self._patches: List[Tuple[object, str, object, Callable]] = []
         self._handles: list = []
+        self._inherited: dict = {}  # id(class) -> names patched that the class only inherited
         self._shielded = False
 
     # -- install / uninstall ----------------------------------------------
@@ -85,6 +86,8 @@ class Instrumentation:
         self._patch(torch.optim.Optimizer, "__init__", self._after_init)
         self._patch(torch.optim.Optimizer, "zero_grad", self._around_zero(_optimizer_params, True))
         self._patch(torch.nn.Module, "zero_grad", self._around_zero(lambda m: m.parameters(), False))
+        self._patch(torch.Tensor, "fill_", self._around_write(copies=False))
+        self._patch(torch.Tensor, "copy_", self._around_write(copies=True))
         self._register_hooks(self._pre_step, self._post_step)
         after_import("torch._dynamo", self._shield)
 
@@ -114,12 +117,17 @@ class Instrumentation:
             self._handles.pop().remove()
         while self._patches:
             owner, name, original, _ = self._patches.pop()
-            setattr(owner, name, original)
+            if name in self._inherited.get(id(owner), ()):
+                delattr(owner, name)  # it was the base class's: leave no copy behind
+            else:
+                setattr(owner, name, original)
         if _active is self:
             _active = None
 
     def _patch(self, owner: object, name: str, make: Callable[[Callable], Callable]) -> None:
         original = getattr(owner, name)
+        if isinstance(owner, type) and name not in owner.__dict__:
+            self._inherited.setdefault(id(owner), set()).add(name)
         installed = functools.wraps(original)(make(original))
         setattr(owner, name, installed)
         self._patches.append((owner, name, original, installed))
@@ -179,6 +187,29 @@ class Instrumentation:
                     self._enter("zero", -1)
 
             return zero_grad
+
+        return make
+
+    def _around_write(self, copies: bool) -> Callable[[Callable], Callable]:
+        # `p.grad.fill_(v)` / `p.grad.copy_(t)` by the user's code: the gradient then holds
+        # new values. Every fill_/copy_ passes here; only one on a gradient the tracker
+        # saw (a dict lookup by storage) costs more.
+        def make(original: Callable) -> Callable:
+            def write(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+                if self._depth("backward") or self._depth("zero") or self._depth("write") or \
+                        not self.tracker.watches(tensor):
+                    return original(tensor, *args, **kwargs)
+                self._enter("write", 1)
+                try:
+                    old = self._safely(lambda: tensor.detach().clone()) if copies else None
+                    result = original(tensor, *args, **kwargs)
+                    if not copies or old is not None:
+                        self._safely(self.tracker.written, tensor, old)
+                    return result
+                finally:
+                    self._enter("write", -1)
+
+            return write
 
         return make
 

@@ -22,7 +22,17 @@ A parameter's gradient goes through these observations:
   finds a pending/wiped gradient None or zero lost it: ZG002 at the wiping call
   (at the step when the clearing went unobserved, e.g. `p.grad = None`);
 - a later backward that reaches any parameter of an optimizer forgives the wipes
-  of that optimizer's parameters (discarding a bad batch is clean).
+  of that optimizer's parameters (discarding a bad batch is clean), unless the
+  wiped gradient was *lost*: finite, and wiped by the loop's routine zero (a
+  zero call site that also clears gradients a step already applied), from a
+  backward no step has applied, so it was being accumulated for a step that had
+  not come yet (a zero every micro-batch
+  with a step every k): ZG002 at that zero, at the optimizer's next step;
+- a gradient *overwritten* with new values (`p.grad.fill_(v)`, `p.grad.copy_(t)` on the
+  whole gradient, or `p.grad = t` with a tensor that is not a rescaling of the old one)
+  holds no leftover any more: *consumed*, *stale* and the contributions are cleared,
+  but a pending gradient stays pending (nothing was wiped). The tracker keeps the
+  gradient tensor it last saw (`seen`) to tell a replacement from its own events.
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ class _State:
     __slots__ = (
         "ref", "consumed", "stale", "stale_by", "stale_site", "pending", "pending_norm", "wiper",
         "stale_reached", "backward_site", "nz_ref", "nz_version", "pre_grad", "pre_version",
-        "contributions", "latest",
+        "contributions", "latest", "seen", "lost",
     )
 
     def __init__(self, ref: weakref.ref) -> None:
@@ -74,13 +84,23 @@ class _State:
         # first few, and the latest.
         self.contributions: Tuple[int, ...] = ()
         self.latest = 0
+        # The gradient tensor as the tracker last left it (after a backward, a step, a
+        # zero): another tensor in `.grad` later was put there by the user's code.
+        self.seen: Optional[torch.Tensor] = None
+        # A finite gradient a zero wiped, kept past the backward that forgave the wipe:
+        # (zero, norm, the backward that made it).
+        self.lost: Optional[Tuple[Optional[Site], float, Optional[Site]]] = None
 
-    def cleared(self) -> None:
+    def overwritten(self) -> None:
+        """New values in the gradient: no leftover of any step, no earlier contribution."""
         self.consumed = _NOBODY
         self.stale = None
         self.stale_by = _NOBODY
         self.stale_site = None
         self.contributions = ()
+
+    def cleared(self) -> None:
+        self.overwritten()
         if self.pending == PENDING:
             self.pending = WIPED  # by something we did not see: the step reports it
 
@@ -124,6 +144,27 @@ def _any_nonzero(grad: torch.Tensor) -> bool:
             return True
 
 
+def _rescaled(old: torch.Tensor, new: torch.Tensor) -> bool:
+    """Whether new is c * old for one scalar c (clipping, unscaling, `p.grad / n`), or shares
+    old's storage: a gradient derived that way keeps whatever leftover old held. A single
+    element, or an old gradient whose elements are all equal, is no evidence either way
+    (any constant is a multiple of it): taken as new values."""
+    try:
+        with torch.no_grad():
+            if new.untyped_storage().data_ptr() == old.untyped_storage().data_ptr():
+                return True
+            if new.shape != old.shape or old.numel() < 2 or new.is_sparse or old.is_sparse:
+                return False
+            a, b = old.detach().double().reshape(-1), new.detach().double().reshape(-1)
+            norm = float(a.dot(a))
+            if norm == 0 or bool((a == a[0]).all()):
+                return False
+            c = float(a.dot(b)) / norm
+            return c != 0 and bool(torch.allclose(b, c * a, rtol=1e-4, atol=1e-12))
+    except Exception:  # exotic tensor types: assume it was derived (keep the verdict)
+        return True
+
+
 def _zeroed(grad: Optional[torch.Tensor]) -> bool:
     """After torch's own zero_grad ran over it: None, or zero unless a glance says otherwise."""
     if grad is None:
@@ -150,8 +191,12 @@ class Tracker:
         self._backward_sites: Dict[int, Optional[Site]] = {}
         self._consumers: Dict[int, Dict[int, Optional[Site]]] = {}
         self._namer = ParamNamer()
+        self._routine: set = set()  # zero sites seen clearing gradients that a step applied
         self._optimizers: "weakref.WeakSet[torch.optim.Optimizer]" = weakref.WeakSet()
         self._states: Dict[int, _State] = {}
+        # Storage address of each gradient the tracker saw -> its parameter (weak), so a
+        # `p.grad.fill_(v)` (on `p.grad` or `p.grad.data`) is known for p's gradient.
+        self._grads: Dict[int, "weakref.ref[torch.Tensor]"] = {}
 
     def reset_record(self) -> None:
         """Forget what was found and counted, keep the gradients' state: a forked
@@ -221,7 +266,11 @@ class Tracker:
             state.pre_version = grad._version if grad is not None else -1
             if grad is None:
                 state.cleared()
-            elif (state.consumed or state.stale is not None or state.pending) and self._observe(state, grad):
+                self._unsee(state)
+                continue
+            self._replaced(state, grad)
+            self._see(state, param, grad)
+            if (state.consumed or state.stale is not None or state.pending) and self._observe(state, grad):
                 if state.consumed and state.stale is None:
                     state.stale, state.stale_site, state.stale_reached = _norm(grad), site, False
                     state.stale_by = state.consumed
@@ -237,6 +286,7 @@ class Tracker:
                 continue
             if state.stale is not None and not state.stale_reached:
                 state.stale_site, state.stale_reached = site, True
+            self._see(state, param, grad)
             if self._nonzero(state, grad):
                 reached.add(id(param))
                 state.pending, state.wiper, state.backward_site = PENDING, None, site
@@ -262,31 +312,45 @@ class Tracker:
                     out.append(entry)
         return out
 
-    def before_zero(self, params: Iterable[torch.Tensor]) -> List[Tuple[_State, torch.Tensor, float]]:
+    def before_zero(self, params: Iterable[torch.Tensor]):
         self.counts["zero"] += 1
         watched = []
+        states = []
         for param in params:
             state = self._states.get(id(param))
             if state is None or state.ref() is not param:
                 continue  # not a parameter of any optimizer
+            states.append((state, param))
             if state.pending == PENDING and param.grad is not None:
                 watched.append((state, param, _norm(param.grad)))
             elif state.consumed or state.stale is not None:
                 watched.append((state, param, math.nan))
-        return watched
+        return watched, states
 
-    def after_zero(self, watched) -> None:
+    def after_zero(self, token) -> None:
+        watched, states = token
+        for state, param in states:  # set to None: the old tensor is not kept alive for the test
+            if param.grad is None:
+                self._unsee(state)
         # torch's zero_grad leaves every grad it covers None or zero: no full pass.
         site: Optional[Site] = None
+        routine = False
         for state, param, norm in watched:
             if not _zeroed(param.grad):
                 continue
             was_pending = state.pending == PENDING
+            routine = routine or bool(state.consumed)
             state.cleared()
             if was_pending:
                 if site is None:
                     site = current_site()
                 state.wiper, state.pending_norm = site, norm
+                # Not lost when another optimizer's step applied that backward (a GAN's G loss
+                # reaching D): D never meant to accumulate it.
+                kept = math.isfinite(norm) and norm > 0 and not self._consumers.get(state.latest)
+                state.lost = (site, norm, state.backward_site) if kept else None
+        if routine:
+            self._routine.add(site or current_site())
 
     def count_step(self) -> None:
         self.counts["step"] += 1
@@ -304,6 +368,9 @@ class Tracker:
         applied: List[_State] = []  # consumed after the loop: a backward is judged as it was before
         for state, param in self._optimizer_entries(optimizer):
             grad = param.grad
+            if grad is not None:
+                self._replaced(state, grad)
+                self._see(state, param, grad)
             nonzero = grad is not None and self._nonzero(state, grad)
             if state.stale is not None and nonzero and key in state.stale_by:
                 stale.append((param, state.stale, state.stale_site))
@@ -313,6 +380,10 @@ class Tracker:
                     foreign.append((param, first, state.backward_site))
             if state.pending and not nonzero:
                 wiped.setdefault(state.wiper, []).append((param, state.pending_norm, state.backward_site))
+            elif state.lost is not None and state.lost[0] in self._routine:
+                zero, norm, made = state.lost
+                wiped.setdefault(zero, []).append((param, norm, made))
+            state.lost = None
             if not nonzero:
                 state.consumed = _NOBODY
             elif key not in state.consumed:
@@ -327,6 +398,55 @@ class Tracker:
                 self._consume(state, key, step_site)
         if stale or wiped or foreign:
             self._report(stale, wiped, foreign, key)
+
+    # -- gradients the user's code wrote ------------------------------------
+
+    def _see(self, state: _State, param: torch.Tensor, grad: torch.Tensor) -> None:
+        if state.seen is not grad:
+            self._unsee(state)
+            state.seen = grad
+            try:
+                self._grads[grad.untyped_storage().data_ptr()] = state.ref
+            except Exception:  # no storage to find it by (sparse, exotic): replacements only
+                pass
+
+    def _unsee(self, state: _State) -> None:
+        old, state.seen = state.seen, None
+        if old is not None:
+            try:
+                ptr = old.untyped_storage().data_ptr()
+            except Exception:
+                return
+            if self._grads.get(ptr) is state.ref:
+                del self._grads[ptr]
+
+    def _replaced(self, state: _State, grad: torch.Tensor) -> None:
+        """`p.grad = t` since the tracker last saw p's gradient: new values unless t is
+        the old gradient rescaled."""
+        old = state.seen
+        if old is not None and grad is not old and not _rescaled(old, grad):
+            state.overwritten()
+
+    def watches(self, tensor: torch.Tensor) -> bool:
+        """Whether tensor may be (a view of) a tracked parameter's whole gradient: the cheap
+        test run on every `fill_` / `copy_` before anything else is done."""
+        try:
+            return tensor.untyped_storage().data_ptr() in self._grads
+        except Exception:
+            return False
+
+    def written(self, tensor: torch.Tensor, old: Optional[torch.Tensor]) -> None:
+        """The user's code filled or copied into `tensor` (old: its values before a copy,
+        None for a fill): if it is a parameter's whole gradient, that gradient holds new
+        values unless the copy only rescaled it."""
+        ref = self._grads.get(tensor.untyped_storage().data_ptr())
+        param = ref() if ref is not None else None
+        grad = param.grad if param is not None else None
+        if grad is None or grad.data_ptr() != tensor.data_ptr() or grad.numel() != tensor.numel():
+            return
+        state = self._states.get(id(param))
+        if state is not None and state.ref() is param and (old is None or not _rescaled(old, tensor)):
+            state.overwritten()
 
     def _consumed_elsewhere(self, state: _State, key: int) -> Optional[int]:
         """The first contribution in the gradient that another optimizer's step
