@@ -16,7 +16,7 @@ import importlib.util
 import re
 import sys
 from dataclasses import dataclass, replace
-from typing import FrozenSet, Iterable, List, NamedTuple, Optional, Tuple
+from typing import FrozenSet, Iterable, List, NamedTuple, Optional
 
 from .types import Event, EventKind, TargetKind
 
