@@ -11,7 +11,6 @@ from typing import Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 import libcst as cst
 from libcst._nodes.internal import CodegenState
-from libcst._position import CodePosition, CodeRange
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from . import screen as cpython
@@ -30,17 +29,20 @@ DEEP_STACK_BYTES = 256 * 1024 * 1024
 DEEP_THREAD = "zgcheck-deep"
 
 
+Position = Tuple[int, int, int, int]  # (line, column, end line, end column); lines from 1, columns from 0
+
+
 @dataclass
 class ParsedSource:
     path: str
     module: cst.Module
-    positions: Dict[cst.CSTNode, object]  # node -> libcst CodeRange
+    positions: Dict[cst.CSTNode, Position]  # node -> (line, column, end line, end column), columns from 0
     code: str = ""  # what libcst parsed (module.code, without generating it again)
     tree: Optional[ast.Module] = None  # CPython's ast of the text, for whoever reads it first
 
     def span(self, node: cst.CSTNode) -> Span:
-        rng = self.positions[node]
-        return Span(rng.start.line, rng.start.column + 1, rng.end.line, rng.end.column + 1)
+        line, column, end_line, end_column = self.positions[node]
+        return Span(line, column + 1, end_line, end_column + 1)
 
     def text(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
@@ -129,37 +131,39 @@ def parse(text: str, path: str, prune: Optional[Prune] = None) -> Union[ParsedSo
         return tool_diagnostic(PARSE_ERROR, path, "cannot analyse: expressions nested too deeply")
 
 
-def _shifted(positions: Dict[cst.CSTNode, CodeRange], shifts: Dict[int, Tuple[int, int]]):
+def _shifted(positions: Dict[cst.CSTNode, Position], shifts: Dict[int, Tuple[int, int]]):
     """Positions over the copy -> positions over the text, on lines that dropped columns."""
     if not shifts:
         return positions
 
-    def move(pos: CodePosition) -> CodePosition:
-        if pos.line not in shifts:
-            return pos
-        dropped, length = shifts[pos.line]
-        return CodePosition(pos.line, min(pos.column + dropped, length))
+    def move(line: int, column: int) -> int:
+        if line not in shifts:
+            return column
+        dropped, length = shifts[line]
+        return min(column + dropped, length)
 
-    return {node: CodeRange(move(rng.start), move(rng.end)) for node, rng in positions.items()}
+    return {node: (line, move(line, column), end_line, move(end_line, end_column))
+            for node, (line, column, end_line, end_column) in positions.items()}
 
 
-def positions_of(module: cst.Module) -> Dict[cst.CSTNode, CodeRange]:
+def positions_of(module: cst.Module) -> Dict[cst.CSTNode, Position]:
     """libcst's syntactic positions, from one lean codegen pass (2-3x faster than the
     metadata machinery); falls back to PositionProvider if libcst's internals change."""
-    out: Dict[cst.CSTNode, CodeRange] = {}
+    out: Dict[cst.CSTNode, Position] = {}
     try:
         module._codegen(_PositionState(module, out))
         return out
     except RecursionError:
         raise  # too deep for any codegen pass; the caller reports it
     except Exception:  # pragma: no cover - depends on the libcst version
-        return dict(MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider))
+        found = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        return {node: (r.start.line, r.start.column, r.end.line, r.end.column) for node, r in found.items()}
 
 
 class _PositionState(CodegenState):
     """The codegen state libcst's PositionProvider uses, minus per-token regexes."""
 
-    def __init__(self, module: cst.Module, out: Dict[cst.CSTNode, CodeRange]):
+    def __init__(self, module: cst.Module, out: Dict[cst.CSTNode, Position]):
         super().__init__(default_indent=module.default_indent, default_newline=module.default_newline)
         self.line, self.column, self.out, self.stack = 1, 0, out, []
 
@@ -181,23 +185,23 @@ class _PositionState(CodegenState):
         self.column = len(segments[-1])
 
     def before_codegen(self, node: cst.CSTNode) -> None:
-        self.stack.append(CodePosition(self.line, self.column))
+        self.stack.append((self.line, self.column))
 
     def after_codegen(self, node: cst.CSTNode) -> None:
         start = self.stack.pop()
         if node not in self.out:
-            self.out[node] = CodeRange(start, CodePosition(self.line, self.column))
+            self.out[node] = (*start, self.line, self.column)
 
     @contextmanager
     def record_syntactic_position(self, node, *, start_node=None, end_node=None):
-        start = CodePosition(self.line, self.column)
+        start = (self.line, self.column)
         try:
             yield
         finally:
-            end = CodePosition(self.line, self.column)
-            start = self.out[start_node].start if start_node is not None else start
-            end = self.out[end_node].end if end_node is not None else end
-            self.out[node] = CodeRange(start, end)
+            end = (self.line, self.column)
+            start = self.out[start_node][:2] if start_node is not None else start
+            end = self.out[end_node][2:] if end_node is not None else end
+            self.out[node] = (*start, *end)
 
 
 def _python_syntax_error(text: str, path: str):
