@@ -283,11 +283,37 @@ def _spec(lines: Sequence[str]) -> "pathspec.GitIgnoreSpec":
 
 def _verdict(spec: pathspec.PathSpec, rel: str) -> Optional[bool]:
     """True (ignored), False (re-included by a `!pattern`) or None (no pattern matched): last match wins."""
+    either = _either(spec)
+    if either is not None:  # no `!pattern`: any match ignores
+        return True if either.search(rel) else None
     verdict = None
     for pattern in spec.patterns:
         if pattern.include is not None and pattern.match_file(rel) is not None:
             verdict = pattern.include
     return verdict
+
+
+# id(spec) -> (spec, one regex of all its patterns, or None if one re-includes or is not a regex)
+_EITHER: Dict[int, Tuple[object, Optional["re.Pattern[str]"]]] = {}
+_GROUP = re.compile(r"\(\?P<\w+>")
+
+
+def _either(spec: pathspec.PathSpec) -> Optional["re.Pattern[str]"]:
+    """A spec without `!patterns` as one regex: a path is tested once, not once per pattern
+    (a .gitignore from a template holds a hundred)."""
+    if id(spec) not in _EITHER:
+        if len(_EITHER) > 4096:
+            _EITHER.clear()
+        used = [p for p in spec.patterns if p.include is not None]
+        regexes = [getattr(p, "regex", None) for p in used]
+        either = None
+        if used and all(p.include for p in used) and all(isinstance(r, re.Pattern) for r in regexes):
+            try:
+                either = re.compile("|".join(f"(?:{_GROUP.sub('(?:', r.pattern)})" for r in regexes))
+            except re.error:
+                either = None
+        _EITHER[id(spec)] = (spec, either)
+    return _EITHER[id(spec)][1]
 
 
 def _relative(path: Path, root: Path) -> Optional[str]:
