@@ -21,6 +21,7 @@ it is parsed.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar, Union
 
@@ -72,21 +73,21 @@ class Pruner:
         A helper's file read for its function or class `wanted` keeps what that can reach."""
         lines = LINE.findall(text)
         imports = imports_of(tree)
-        found: Dict[str, bool] = {}
+        helpers: Dict[str, Optional[Tuple[str, str]]] = {}  # name -> (file, name) if it may hold an event
 
         def imported_relevant(name: str) -> bool:  # an imported helper that may hold an event
-            if name not in found:
+            if name not in helpers:
                 target = self.files.target(path, imports, name)
-                found[name] = target is not None and self.files.may_define(*target)
-            return found[name]
+                helpers[name] = target if target is not None and self.files.may_define(*target) else None
+            return helpers[name] is not None
 
         def reaches_backward(name: str) -> bool:  # ... and can reach a backward call
-            return imported_relevant(name) and self.files.reaches_backward(*self.files.target(path, imports, name))
+            return imported_relevant(name) and self.files.reaches_backward(*helpers[name])
 
         if checked and not self._may_find(tree, imports, reaches_backward):
             return None
         outline = _Outline(tree, lines)
-        kept = self._kept(outline, path, imports, imported_relevant, reaches_backward if checked else None)
+        kept, reaching = self._kept(outline, path, imports, imported_relevant, reaches_backward if checked else None)
         if wanted:
             kept = _reachable(outline, {wanted}, within=kept)
         changed = False
@@ -95,18 +96,18 @@ class Pruner:
                 _blank(lines, node)
                 changed = True
         if checked and not wanted:
-            changed = self._blank_top_level(outline, kept, imports, reaches_backward) or changed
+            changed = self._blank_top_level(outline, kept, reaching, imports, reaches_backward) or changed
         return "".join(lines) if changed else text
 
-    def _blank_top_level(self, outline: "_Outline", kept: Set[ast.AST], imports: Dict[str, Import],
-                         reaches_backward) -> bool:
+    def _blank_top_level(self, outline: "_Outline", kept: Set[ast.AST], reaching: Set[str],
+                         imports: Dict[str, Import], reaches_backward) -> bool:
         """In a checked file whose top level reaches no backward call, the top-level assignments that
         bind nothing kept code names, and the calls of nothing kept, become `pass`: the top
         level can only lend kept code its globals (a large file of test tables, say)."""
         simple = [stmt for stmt in _top_statements(outline.tree.body)
                   if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr))]
-        top = outline.top_identifiers()
-        if outline.reaching & top or any(reaches_backward(word) for word in top & imports.keys()) or any(
+        top = outline.top_words
+        if reaching & top or any(reaches_backward(word) for word in top & imports.keys()) or any(
                 calls_any(stmt, self.backward_attrs) for stmt in _top_statements(outline.tree.body)
                 if not isinstance(stmt, (*_DEFS, ast.ClassDef))):
             return False  # the top level is a root that can reach a backward call: all of it counts
@@ -137,7 +138,9 @@ class Pruner:
         return any(reaches_backward(name) for name in used)
 
     def _kept(self, outline: "_Outline", path: str, imports: Dict[str, Import], imported_relevant,
-              reaches_backward=None) -> Set[ast.AST]:
+              reaches_backward=None) -> Tuple[Set[ast.AST], Set[str]]:
+        """The definitions to keep, and the names of those that can reach a backward call (of a
+        checked file; else none)."""
         idents = {node: outline.identifiers(node) for node in outline.functions + outline.methods}
         relevant = {node for node in idents if self.relevant_text.search(outline.text(node))
                     or HOOK_TEXT.search(outline.text(node))}
@@ -154,6 +157,7 @@ class Pruner:
                 whole.add(cls)
                 names |= inherited
         owner = outline.owner
+        reaching: Set[str] = set()
         names_of = lambda node: (node.name, owner[node].name if node in owner else node.name)  # noqa: E731
         spread(idents, relevant, names, names_of)
         if reaches_backward is not None:
@@ -164,18 +168,17 @@ class Pruner:
                      or any(reaches_backward(word) for word in idents[node] & imports.keys())}
             # Callers by the callee's own name; by its class's name only for what the class's
             # instances run unnamed (`Agent(...)` runs __init__, `scaler(loss)` runs __call__).
-            outline.reaching = set()
-            spread(idents, seeds, outline.reaching, lambda node: (node.name,) + (
+            spread(idents, seeds, reaching, lambda node: (node.name,) + (
                 (owner[node].name,) if node in owner and node.name.startswith("__") else ()))
-            relevant = seeds | _reachable(outline, outline.top_identifiers().union(*(idents[n] for n in seeds)),
+            relevant = seeds | _reachable(outline, outline.top_words.union(*(idents[n] for n in seeds)),
                                           classes=False, methods=True, within=relevant)
         whole |= {owner[node] for node in relevant if node in owner}
         kept: Set[ast.AST] = set(relevant)
         # A class's `self.x` bindings come from any of its methods.
         kept |= {m for m in outline.methods if owner[m] in whole and _SELF_BINDING.search(outline.text(m))}
         # Top-level functions that kept code or the top level names: factories, helpers.
-        return kept | _reachable(outline, outline.top_identifiers().union(*(idents[node] for node in kept)),
-                                 classes=False)
+        return kept | _reachable(outline, outline.top_words.union(*(idents[node] for node in kept)),
+                                 classes=False), reaching
 
 
 def spread(words: Dict[T, Set[str]], relevant: Set[T], names: Set[str],
@@ -224,7 +227,8 @@ class _Outline:
     def __init__(self, tree: ast.Module, lines: List[str]):
         self.tree = tree
         self.lines = lines
-        self.reaching: Set[str] = set()  # names of what can reach a backward call (a checked file)
+        self._text: Dict[ast.AST, str] = {}
+        self._words: Dict[ast.AST, Set[str]] = {}
         self.functions: List[_Def] = []
         self.classes: List[ast.ClassDef] = []
         self.methods: List[_Def] = []
@@ -245,13 +249,19 @@ class _Outline:
                 self._add_methods(item)
 
     def text(self, node: ast.AST) -> str:
-        start, end = _lines(node)
-        return "".join(self.lines[start - 1:end])
+        """The definition's source as written (read before anything is blanked)."""
+        if node not in self._text:
+            start, end = _lines(node)
+            self._text[node] = "".join(self.lines[start - 1:end])
+        return self._text[node]
 
     def identifiers(self, node: ast.AST) -> Set[str]:
-        return set(IDENTIFIER.findall(self.text(node)))
+        if node not in self._words:
+            self._words[node] = set(IDENTIFIER.findall(self.text(node)))
+        return self._words[node]
 
-    def top_identifiers(self) -> Set[str]:
+    @functools.cached_property
+    def top_words(self) -> Set[str]:
         """Words of the lines outside every top-level function and class."""
         covered = bytearray(len(self.lines) + 2)
         for node in self.functions + self.classes:
