@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
+from . import treewalk
 from .recognise import (CONFIG_CALLS, CONTEXT_OPTIMIZERS, OPTIMIZER_NAME, SCALER_CLASSES, SCHEDULER_HINTS, Tables,
                         callee_name, dotted, leaf, module_receivers, partial_parts)
 
@@ -168,7 +169,7 @@ def _prepared(arg: cst.BaseExpression, tables: Tables) -> Binding:
     return classify_value(arg, tables)
 
 
-class BindingCollector(cst.CSTVisitor):
+class BindingCollector:
     """Assignments in one scope (nested functions and classes excluded)."""
 
     def __init__(self, tables: Tables, self_only: bool = False):
@@ -225,27 +226,6 @@ def collect_bindings(body: cst.CSTNode, tables: Tables, self_only: bool = False,
                      descend: bool = False) -> Dict[str, Binding]:
     """Bindings of a function (params included) or module; `descend` into methods for self.X."""
     collector = BindingCollector(tables, self_only)
-    if descend:
-        body.visit(collector)
-    else:
-        _visit_shallow(body, collector)
+    # Without `descend`, nested functions, classes and lambdas are other scopes.
+    treewalk.visit(body, collector, skip=() if descend else (cst.FunctionDef, cst.ClassDef, cst.Lambda))
     return collector.bindings
-
-
-def _visit_shallow(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
-    """Visit node without entering nested function or class bodies."""
-
-    class Shallow(cst.CSTVisitor):
-        def __init__(self, root):
-            self.root = root
-
-        def on_visit(self, n: cst.CSTNode) -> bool:
-            if n is not self.root and isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-                return False
-            visitor.on_visit(n)
-            return True
-
-        def on_leave(self, n: cst.CSTNode) -> None:
-            visitor.on_leave(n)
-
-    node.visit(Shallow(node))

@@ -34,6 +34,7 @@ def _lazy(name: str):
 
 
 cst = _lazy("libcst")
+treewalk = _lazy("zgcheck.treewalk")
 
 # --- tables ---------------------------------------------------------------
 
@@ -175,18 +176,21 @@ def callee_name(call: cst.Call) -> str:
 
 def module_receivers(node: cst.CSTNode) -> List[str]:
     """Receivers of every `.parameters()` / `.named_parameters()` call below node."""
-    found: List[str] = []
+    finder = _ReceiverFinder()
+    treewalk.visit(node, finder)
+    return finder.found
 
-    class Finder(cst.CSTVisitor):
-        def visit_Call(self, call: cst.Call) -> None:
-            func = call.func
-            if isinstance(func, cst.Attribute) and func.attr.value in ("parameters", "named_parameters"):
-                recv = dotted(func.value)
-                if recv:
-                    found.append(recv)
 
-    node.visit(Finder())
-    return found
+class _ReceiverFinder:
+    def __init__(self) -> None:
+        self.found: List[str] = []
+
+    def visit_Call(self, call: cst.Call) -> None:
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value in ("parameters", "named_parameters"):
+            recv = dotted(func.value)
+            if recv:
+                self.found.append(recv)
 
 
 def partial_parts(call: cst.Call, text_of=None):
@@ -207,7 +211,7 @@ def partial_parts(call: cst.Call, text_of=None):
 
 class EventFinder:
     """Backward/step/zero/helper-call shapes under one CFG item, in evaluation order
-    (a libcst visitor once `_visitor` has made it one)."""
+    (a visitor for `treewalk.visit`)."""
 
     def __init__(self, span_of, text_of, callables: FrozenSet[str], tables: Tables):
         self.span_of = span_of
@@ -296,16 +300,10 @@ class EventFinder:
         return None
 
 
-@functools.lru_cache(maxsize=None)
-def _visitor(cls: type) -> type:
-    """cls as a libcst visitor, made at first use so that importing this module imports no libcst."""
-    return type(cls.__name__, (cls, cst.CSTVisitor), {})
-
-
 def events_in(node: cst.CSTNode, span_of, text_of, callables: FrozenSet[str],
               tables: Tables = DEFAULT_TABLES) -> List[Event]:
-    finder = _visitor(EventFinder)(span_of, text_of, callables, tables)
-    node.visit(finder)
+    finder = EventFinder(span_of, text_of, callables, tables)
+    treewalk.visit(node, finder)
     return finder.events
 
 
@@ -319,28 +317,29 @@ def hook_registrations(module: cst.Module):
     """kind -> ((receiver, hook function, the def registering it or None at the top level), ...)
     for `opt.register_step_post_hook(fn)`, `register_step_pre_hook` and
     `p.register_post_accumulate_grad_hook(fn)`."""
-    found = {}
+    finder = _HookFinder()
+    treewalk.visit(module, finder)
+    return {kind: tuple(regs) for kind, regs in finder.found.items()}
 
-    class Finder(cst.CSTVisitor):
-        def __init__(self) -> None:
-            self.defs: List[cst.FunctionDef] = []
 
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-            self.defs.append(node)
+class _HookFinder:
+    def __init__(self) -> None:
+        self.found: dict = {}
+        self.defs: List[cst.FunctionDef] = []
 
-        def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-            self.defs.pop()
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.defs.append(node)
 
-        def visit_Call(self, call: cst.Call) -> None:
-            func = call.func
-            if isinstance(func, cst.Attribute) and func.attr.value in HOOK_KINDS and call.args:
-                receiver, hook = dotted(func.value), dotted(call.args[0].value)
-                if receiver and hook:
-                    where = self.defs[-1] if self.defs else None
-                    found.setdefault(HOOK_KINDS[func.attr.value], []).append((receiver, hook, where))
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.defs.pop()
 
-    module.visit(Finder())
-    return {kind: tuple(regs) for kind, regs in found.items()}
+    def visit_Call(self, call: cst.Call) -> None:
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value in HOOK_KINDS and call.args:
+            receiver, hook = dotted(func.value), dotted(call.args[0].value)
+            if receiver and hook:
+                where = self.defs[-1] if self.defs else None
+                self.found.setdefault(HOOK_KINDS[func.attr.value], []).append((receiver, hook, where))
 
 
 # --- loops that clear every parameter's gradient --------------------------

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import libcst as cst
 
-from .. import recognise
+from .. import recognise, treewalk
 from ..bindings import Binding, classify_value, collect_bindings
 from .units import Unit
 
@@ -99,18 +99,19 @@ def _returned(module: "Module", maker: str, index: int):
 
 
 def _returns(fn: cst.FunctionDef) -> List[cst.BaseExpression]:
-    found: List[cst.BaseExpression] = []
+    """The values fn's own `return` statements return (nested functions' are theirs)."""
+    returns = _Returns()
+    treewalk.visit(fn, returns, skip=(cst.FunctionDef,))
+    return returns.found
 
-    class Returns(cst.CSTVisitor):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return node is fn
 
-        def visit_Return(self, node: cst.Return) -> None:
-            if node.value is not None:
-                found.append(node.value)
+class _Returns:
+    def __init__(self) -> None:
+        self.found: List[cst.BaseExpression] = []
 
-    fn.visit(Returns())
-    return found
+    def visit_Return(self, node: cst.Return) -> None:
+        if node.value is not None:
+            self.found.append(node.value)
 
 
 def returned_calls(fn: cst.FunctionDef) -> Tuple[str, ...]:
