@@ -61,7 +61,8 @@ class RootRun:
             self._parts(key, target)
         self.tracked = plan.tracked
         self.report = None  # set for the final, reporting pass
-        self.cache: Dict[tuple, State] = {}
+        self.cache: Dict[tuple, Tuple[Dict[int, State], State]] = {}  # (frame, entry) -> (ins, exit)
+        self.reported: Set[tuple] = set()  # (frame, entry) whose findings the reporting pass made
         self.exits: Dict[int, FrozenSet[int]] = {}  # per frame: the join after each loop
 
     # -- optimizers --------------------------------------------------------
@@ -202,19 +203,26 @@ class RootRun:
         return lambda finding: self.report(replace(finding, optimizer=key))
 
     def call(self, frame: Frame, state: State) -> State:
+        """The state after a call of frame entered with state. A callee entered with the same
+        state is solved once, and in the reporting pass reports once: the same facts flow
+        through the same code to the same findings."""
         key = (frame, state)
-        if self.report is None and key in self.cache:
-            return self.cache[key]
-        graph = frame.graph
-        ins, outs = dataflow.solve(graph, lambda node, s: self.transfer(frame, node, s), state)
-        if self.report is not None:
+        if key not in self.cache:
+            report, self.report = self.report, None  # the fixpoint's own iterations never report
+            try:
+                ins, outs = dataflow.solve(frame.graph, lambda node, s: self.transfer(frame, node, s), state)
+            finally:
+                self.report = report
+            # The callee's own locals die with it: forget what was assumed about them.
+            prefix = local_prefix(frame.unit)
+            result = frozenset((frozenset(x for x in a if not x[0].startswith(prefix)), f)
+                               for a, f in outs.get(frame.graph.exit, frozenset()))
+            self.cache[key] = (ins, result)
+        ins, result = self.cache[key]
+        if self.report is not None and key not in self.reported:
+            self.reported.add(key)
             for node_id, node_state in ins.items():
-                self.transfer(frame, graph.nodes[node_id], node_state)
-        # The callee's own locals die with it: forget what was assumed about them.
-        prefix = local_prefix(frame.unit)
-        result = frozenset((frozenset(x for x in a if not x[0].startswith(prefix)), f)
-                           for a, f in outs.get(graph.exit, frozenset()))
-        self.cache[key] = result
+                self.transfer(frame, frame.graph.nodes[node_id], node_state)
         return result
 
     def run(self) -> List[Finding]:

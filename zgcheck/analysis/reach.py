@@ -16,7 +16,8 @@ gradients stale, but only a known `may` proves that.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, FrozenSet, List, Optional, Set
+import functools
+from typing import Callable, Dict, FrozenSet, List, Optional, Set, Tuple
 
 import libcst as cst
 
@@ -100,6 +101,14 @@ class Reacher:
 
     def __init__(self, key_of: Callable[[str, Scope], str]) -> None:
         self.key_of = key_of  # a model's key in the root's terms
+        # A name's reach depends on the walk so far only through which of the names it
+        # consults are being visited (those count as NOTHING): each result is kept with
+        # the names it consulted and which of them were cut, and reused where they match.
+        # Without it, names that share values (`a = f(x); b = g(a, a)`) are walked once
+        # per path, exponentially.
+        # (Each entry holds its scope, so that no scope's id is reused while keys name it.)
+        self._known: Dict[tuple, List[Tuple[FrozenSet[tuple], FrozenSet[tuple], Reach, Scope]]] = {}
+        self._consulted: List[Set[tuple]] = [set()]
 
     def backward(self, loss_text: Optional[str], scope: Scope) -> Reach:
         """What the backward of the loss written `loss_text` reaches, seen from scope."""
@@ -122,11 +131,8 @@ class Reacher:
         return False
 
     def _text(self, text: str, scope: Scope, visiting: Set) -> Reach:
-        try:
-            expr = cst.parse_expression(text)
-        except (cst.ParserSyntaxError, RecursionError):
-            return UNKNOWN
-        return self._expr(expr, scope, visiting)
+        expr = _expression(text)
+        return UNKNOWN if expr is None else self._expr(expr, scope, visiting)
 
     @staticmethod
     def _assigned(unit: Unit) -> _Assignments:
@@ -139,9 +145,23 @@ class Reacher:
         """The value of a name: its assignments in the unit (or an enclosing one), a bound
         parameter's argument, or unknown."""
         key = (scope.unit.key, id(scope), name)
+        self._consulted[-1].add(key)
         if key in visiting:
             return NOTHING  # `loss = loss + x` in a loop: the fixpoint adds nothing new
-        visiting = visiting | {key}
+        for consulted, cut, reach, _ in self._known.get(key, ()):
+            if consulted & visiting == cut:
+                self._consulted[-1] |= consulted
+                return reach
+        self._consulted.append({key})
+        try:
+            reach = self._value(name, scope, visiting | {key})
+        finally:
+            consulted = frozenset(self._consulted.pop())
+        self._consulted[-1] |= consulted
+        self._known.setdefault(key, []).append((consulted, consulted & visiting, reach, scope))
+        return reach
+
+    def _value(self, name: str, scope: Scope, visiting: Set) -> Reach:
         root = name.split(".", 1)[0]
         for unit in scope.unit.enclosing():
             found = self._assigned(unit)
@@ -250,6 +270,15 @@ class Reacher:
             return True  # a project helper or a library function
         return module.lookup(name, scope.unit) is not None and \
             module.lookup(name, scope.unit).kind == "partial"
+
+
+@functools.lru_cache(maxsize=4096)
+def _expression(text: str) -> Optional[cst.BaseExpression]:
+    """A loss's or argument's text as an expression (texts recur: parsed once), None if not one."""
+    try:
+        return cst.parse_expression(text)
+    except (cst.ParserSyntaxError, RecursionError):
+        return None
 
 
 def _children(expr: cst.CSTNode):
