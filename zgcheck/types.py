@@ -128,6 +128,19 @@ class Site:
     # name as the closure can write it (where a fix puts the zero), when there is one.
     closure: Optional["Site"] = None
 
+    def __hash__(self) -> int:
+        """Computed once: the dataflow hashes each fact, and so its sites, at every step."""
+        found = self.__dict__.get("_hash")
+        if found is None:
+            found = hash((self.path, self.span, self.text, self.root, self.target, self.receiver,
+                          self.scaler, self.closure))
+            object.__setattr__(self, "_hash", found)
+        return found
+
+    def __getstate__(self):
+        """Without the cached hash: string hashes differ from process to process."""
+        return {name: value for name, value in self.__dict__.items() if name != "_hash"}
+
 
 @dataclass(frozen=True)
 class Finding:

@@ -64,7 +64,7 @@ class ZeroGradBeforeStep(Rule):
     def on_backward(self, facts: Facts, site: Site, optimizers, proven=frozenset()) -> Facts:
         # Another backward before the step: a zero since then discarded a batch (clean),
         # unless what it cleared was being accumulated ("lost", kept).
-        facts = frozenset(f for f in facts if not (f.code == CODE and f.kind == "wiped"))
+        facts = facts.difference([f for f in facts if f.code == CODE and f.kind == "wiped"])
         return facts | {Fact(CODE, "unapplied", o, site) for o in optimizers}
 
     def on_step(self, facts: Facts, optimizer: str, site: Site, report) -> Facts:
