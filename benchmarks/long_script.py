@@ -1,6 +1,6 @@
 """Write the "47 KB shape" of issue 15: a long training script and a small file importing it.
 
-    python benchmarks/long_script.py DIR      # DIR/train.py (~47 KB) and DIR/sweep.py (~6 KB)
+    python benchmarks/long_script.py DIR      # DIR/train.py (41 KB) and DIR/sweep.py (5 KB)
 
 then `python benchmarks/bench.py --corpus long=DIR ...`, or time one check of it:
 `/usr/bin/time -f '%U %S' zgcheck check --no-cache DIR`.
@@ -9,8 +9,8 @@ then `python benchmarks/bench.py --corpus long=DIR ...`, or time one check of it
 dozens of flags, a `main()` whose loop is a long run of `if args.flag:` branches
 (tested again and again, so the dataflow tracks them), three optimizers, stage
 functions that each run their own loop, and helpers without events that the pruner
-can drop. It holds about twenty findings with fixes, in `main()` and across the stage
-functions, so proving those fixes safe is a large part of checking it. `sweep.py`
+can drop. It holds 13 findings with fixes, in `main()` and across the stage functions,
+so proving those fixes safe is a large part of checking it. `sweep.py`
 imports stage functions from it and calls them, so `train.py` is also read as a
 helper. The output is the same on every run and machine (no randomness).
 """

@@ -4,9 +4,10 @@ re-analyses as that can be done exactly.
 A root's findings are a function of the text of the units it reaches (`RootFindings.reaches`)
 and of what the file defines and binds. A *local* fix only inserts or moves
 `<name>.zero_grad(...)` statements inside one function F, adding no word to F that the
-file defines, binds or imports: it adds no binding, definition, return or backward, so
-only F's events change and only the roots that reach F can find anything else (its
-*affected* roots). Two consequences, both exact:
+file defines, binds or imports, in a file that defines no `zero_grad` of its own: it adds
+no binding, definition, return, backward or call into this file, so only F's events
+change and only the roots that reach F can find anything else (its *affected* roots).
+Two consequences, both exact:
 
 - A fix is proven by re-analysing just its affected roots; every other root's findings
   are those of the unfixed text, moved past the edits.
@@ -109,9 +110,9 @@ def _local_unit(text: str, edits: Sequence[Edit], module: Module, units: Dict[Ke
     own = set(IDENTIFIER.findall(module.source_of(unit)))
     new = set(IDENTIFIER.findall(added)) - own
     # A new word that names something of the file could make the pruner keep, or the
-    # module bind, what it did not before.
+    # module bind, what it did not before; a `zero_grad` the file defines could be called.
     named = module.def_names | module.imports.keys() | module.module_bindings.keys() | module.class_bases.keys()
-    return None if new & named else unit
+    return None if (new | {"zero_grad"}) & named else unit
 
 
 def _between(text: str, edit: Edit) -> str:
