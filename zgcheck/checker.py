@@ -7,9 +7,9 @@ import traceback
 from dataclasses import replace
 from typing import List, Optional, Tuple, Union
 
-from . import fixes, notebook, suppress
+from . import fixes, notebook, safety, suppress
 from . import source as sourcemod
-from .analysis import Workspace, analyse
+from .analysis import Module, RootFindings, Workspace, analyse_roots, merge_findings
 from .analysis.imports import imports_project_helper
 from .codes import UNUSED_NOQA, is_tool
 from .config import Config, DEFAULT_CONFIG
@@ -18,8 +18,8 @@ from .report import CALL_ROLE, HELPER_ROLE
 from .rules import RULES_BY_CODE
 from .types import Diagnostic, EventKind, Finding, Related, Site, Span
 
-# Proving a fix safe re-checks the file once per fixable diagnostic; past this
-# many in one file, fixes keep their preliminary safety.
+# Proving a fix safe re-analyses (part of) the file, up to once per fixable diagnostic;
+# past this many in one file, fixes keep their preliminary safety.
 MAX_VERIFIED_FIXES = 25
 
 
@@ -45,24 +45,32 @@ def diagnose(text: str, path: str, config: Config, with_fixes: bool = True,
 
     `workspace` holds the other files the analysis reads (imported helpers) and
     records them, so a cached result can be invalidated when one changes."""
+    return _diagnose(text, path, config, with_fixes, workspace)[0]
+
+
+def _diagnose(text: str, path: str, config: Config, with_fixes: bool = True, workspace: Optional[Workspace] = None
+              ) -> Tuple[List[Diagnostic], Optional[Module], List[RootFindings]]:
+    """diagnose, with the file's Module and what each of its roots found (for proving fixes)."""
     try:
         workspace = workspace or Workspace(config.tables)
         parsed = workspace.parse(text, path)
         if parsed is None:  # nothing there can reach a backward call
-            return []
+            return [], None, []
         if isinstance(parsed, Diagnostic):
-            return [parsed]
-        findings = analyse(parsed, workspace)
+            return [parsed], None, []
+        roots = analyse_roots(parsed, workspace)
+        findings = merge_findings([f for root in roots for f in root.findings])
         edits = fixes.SourceEdits(parsed) if with_fixes and findings else None
-        return sorted((to_diagnostic(f, edits, workspace.own) for f in findings), key=Diagnostic.sort_key)
+        found = sorted((to_diagnostic(f, edits, workspace.own) for f in findings), key=Diagnostic.sort_key)
+        return found, workspace.own, roots
     except RecursionError:  # the parser's own limits were met in source.parse: this is ours
         return [sourcemod.tool_diagnostic(sourcemod.INTERNAL_ERROR, path,
-                                          "internal error: the analysis recursed too deeply; please report it")]
+                                          "internal error: the analysis recursed too deeply; please report it")], None, []
     except Exception as err:  # a crash on one file is a diagnostic for that file
         where = traceback.extract_tb(err.__traceback__)[-1]
         message = (f"internal error: {type(err).__name__}: {err} "
                    f"(at {where.filename}:{where.lineno}); please report it")
-        return [sourcemod.tool_diagnostic(sourcemod.INTERNAL_ERROR, path, message)]
+        return [sourcemod.tool_diagnostic(sourcemod.INTERNAL_ERROR, path, message)], None, []
 
 
 def _call_site(module, site: Site) -> Optional[Tuple[str, Span]]:
@@ -101,18 +109,13 @@ def _within(inner: Span, outer: Span) -> bool:
         (inner.end_line, inner.end_col) <= (outer.end_line, outer.end_col)
 
 
-def _verify_fixes(text: str, path: str, config: Config, diagnostics: List[Diagnostic]) -> List[Diagnostic]:
+def _verify_fixes(text: str, path: str, config: Config, diagnostics: List[Diagnostic], module: Optional[Module],
+                  roots: List[RootFindings]) -> List[Diagnostic]:
     fixable = [d for d in diagnostics if d.fix is not None]
     if not fixable or len(fixable) > MAX_VERIFIED_FIXES:
         return diagnostics
     recheck = lambda candidate: diagnose(candidate, path, config, with_fixes=False)  # noqa: E731
-    out = []
-    for d in diagnostics:
-        if d.fix is not None:
-            applicability = fixes.verified_applicability(text, d, diagnostics, recheck)
-            d = replace(d, fix=replace(d.fix, applicability=applicability))
-        out.append(d)
-    return out
+    return safety.verify(text, path, config, diagnostics, module, roots, recheck)
 
 
 def may_hold_findings(data: bytes, path: str, config: Config, workspace: Optional[Workspace] = None) -> bool:
@@ -126,9 +129,9 @@ def check_decoded(text: str, path: str, config: Config = DEFAULT_CONFIG, with_fi
                   workspace: Optional[Workspace] = None) -> List[Diagnostic]:
     """Selected diagnostics of decoded source that already passed the gate (the fix loop's
     re-checks, a notebook's virtual module), fixes proven safe or marked unsafe."""
-    found = diagnose(text, path, config, with_fixes, workspace)
+    found, module, roots = _diagnose(text, path, config, with_fixes, workspace)
     if with_fixes:
-        found = _verify_fixes(text, path, config, found)
+        found = _verify_fixes(text, path, config, found, module, roots)
     diagnostics = suppress.apply(found, text, path)  # noqa comments, zgcheck: skip-file
     if config.is_selected(UNUSED_NOQA, path) and not any(is_tool(d.code) for d in found):
         diagnostics += suppress.unused(found, text, path, lambda code: config.is_selected(code, path),

@@ -259,13 +259,19 @@ def verified_applicability(text: str, diagnostic: Diagnostic, before: Sequence[D
     fix = diagnostic.fix
     if fix is None or fix.applicability < Applicability.SAFE:
         return fix.applicability if fix else Applicability.DISPLAY_ONLY
-    after = check(apply_edits(text, fix.edits))
-    if any(d.code.startswith("ZG9") for d in after):
+    return verdict(diagnostic, before, [d.code for d in check(apply_edits(text, fix.edits))])
+
+
+def verdict(diagnostic: Diagnostic, before: Sequence[Diagnostic], after: Sequence[str]) -> Applicability:
+    """The applicability of a SAFE fix, from the codes of every diagnostic of the text with
+    this fix alone applied: DISPLAY_ONLY if that broke the file, SAFE if those codes are
+    the ones of `before` less this diagnostic's (or fewer), else UNSAFE."""
+    if any(code.startswith("ZG9") for code in after):
         return Applicability.DISPLAY_ONLY
     remaining = [d.code for d in before if d is not diagnostic]
-    for d in after:
-        if d.code in remaining:
-            remaining.remove(d.code)
+    for code in after:
+        if code in remaining:
+            remaining.remove(code)
         else:
             return Applicability.UNSAFE
     return Applicability.SAFE

@@ -12,8 +12,8 @@ that calls it, with the caller's facts flowing through it.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
-from typing import Dict, List, Sequence, Set, Tuple
+from dataclasses import dataclass, replace
+from typing import Collection, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from ..recognise import PER_BATCH_FUNCTIONS
 from ..rules import ALL_RULES, Rule
@@ -22,27 +22,57 @@ from ..types import EventKind, Finding
 from . import engine, frameworks, objects
 from .module import Module, Workspace
 from .resolve import plan
-from .units import Key
+from .units import Call, Frame, Key
 
-__all__ = ["Module", "Workspace", "analyse", "merge_findings"]
+__all__ = ["Module", "RootFindings", "Workspace", "analyse", "analyse_roots", "merge_findings"]
+
+
+@dataclass(frozen=True)
+class RootFindings:
+    """What one root found, and the units its analysis ran over (itself and every helper
+    it reached): text outside those units cannot change what it finds."""
+
+    key: Key
+    reaches: FrozenSet[Key]
+    findings: Tuple[Finding, ...]
 
 
 def analyse(parsed: ParsedSource, workspace: Workspace, rules: Sequence[Rule] = ALL_RULES) -> List[Finding]:
     """Every finding of one parsed file, merged across the roots that reach it."""
+    return merge_findings([f for root in analyse_roots(parsed, workspace, rules) for f in root.findings])
+
+
+def analyse_roots(parsed: ParsedSource, workspace: Workspace, rules: Sequence[Rule] = ALL_RULES,
+                  only: Optional[Collection[Key]] = None) -> List[RootFindings]:
+    """The findings of each root of one parsed file (of those in `only`, if given), unmerged."""
     workspace.relative = not os.path.isabs(parsed.path)
     module = Module(parsed, workspace)
     workspace.own = module
     called = _called(module)
-    findings: List[Finding] = []
+    out: List[RootFindings] = []
     for unit in list(module.units):
+        if only is not None and unit.key not in only:
+            continue
         # A function a framework calls once per batch, and nothing here calls, is the
         # body of an implicit training loop.
         implicit = (not unit.is_top_level and unit.parent is None and unit.key not in called
                     and unit.node.name.value in PER_BATCH_FUNCTIONS)
         resolved = plan(unit, implicit_loop=implicit)
-        findings.extend(engine.run(resolved, rules))
-        findings.extend(frameworks.accumulate_wipes(resolved.root))
-    return merge_findings(findings)
+        findings = engine.run(resolved, rules) + frameworks.accumulate_wipes(resolved.root)
+        out.append(RootFindings(unit.key, _reaches(resolved.root), tuple(findings)))
+    return out
+
+
+def _reaches(root: Frame) -> FrozenSet[Key]:
+    """The units of a root's frames: its own and every helper analysed in place."""
+    seen: Dict[int, Frame] = {}
+    todo = [root]
+    while todo:
+        frame = todo.pop()
+        if id(frame) not in seen:
+            seen[id(frame)] = frame
+            todo.extend(a.frame for actions in frame.actions.values() for a in actions if isinstance(a, Call))
+    return frozenset(frame.unit.key for frame in seen.values())
 
 
 def _called(module: Module) -> Set[Key]:
