@@ -52,10 +52,13 @@ def visit(node: cst.CSTNode, visitor: object, skip: Tuple[type, ...] = ()) -> No
                 value_kind = type(value)
                 if value_kind is tuple or value_kind is list:
                     for item in value:
-                        if entered.get(type(item)) or enters(type(item)):
+                        into = entered.get(type(item))
+                        if into or into is None and enters(type(item)):
                             walk(item)
-                elif entered.get(value_kind) or enters(value_kind):
-                    walk(value)
+                else:
+                    into = entered.get(value_kind)
+                    if into or into is None and enters(value_kind):
+                        walk(value)
         if leave is not None:
             leave(visitor, n)
 
