@@ -96,6 +96,16 @@ def test_a_script_whose_top_level_calls_the_helper_is_checked_through_it(package
     assert [(d["filename"], d["code"], d["location"]["row"]) for d in found] == [("pkg/script.py", "ZG001", 7)]
 
 
+def test_helpers_whose_bytes_were_let_go_are_read_again_alike(package, monkeypatch):
+    # A worker keeps only the last files' bytes; an older helper is read again when asked.
+    from zgcheck.analysis import imports
+    monkeypatch.setattr(imports, "HELD_BYTES", 1)
+    result, found = check("--no-cache", "pkg/main.py")
+    assert [(d["filename"], d["code"], d["location"]["row"]) for d in found] == [("pkg/main.py", "ZG001", 11)]
+    result, found = check("--no-cache", "pkg")
+    assert [(d["filename"], d["code"], d["location"]["row"]) for d in found] == [("pkg/engine.py", "ZG001", 5)]
+
+
 def test_cache_entry_is_dropped_when_an_imported_helper_changes(package):
     assert check("pkg/main.py")[0].exit_code == 1
     assert check("pkg/main.py")[0].exit_code == 1  # served from the cache

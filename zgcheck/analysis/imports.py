@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections import OrderedDict
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 
@@ -20,6 +21,7 @@ from .. import screen
 from ..recognise import Tables, gate
 
 MAX_MODULE_BYTES = 1_000_000
+HELD_BYTES = 8_000_000
 # Per process: (path, stamp, backward pattern) -> whether that file can reach a backward call.
 _REACHES: Dict[tuple, Tuple[bool, Dict[str, bool]]] = {}  # -> (answer, the paths it probed)
 _REACHES_LIMIT = 10_000
@@ -106,23 +108,45 @@ class Files:
         self._imported: Dict[str, Dict[bytes, Tuple[str, str]]] = {}  # path -> local -> (file, name)
         self._module_files: Dict[tuple, Tuple[Optional[str], Dict[str, bool]]] = {}
         self._defines: Dict[Tuple[str, str], bool] = {}
-        self.bytes: Dict[str, Optional[bytes]] = {}
+        # The bytes of the files read last (up to HELD_BYTES; a worker's Files reads every helper
+        # of a tree): an older one is read again when asked. Digests and stamps stay for all.
+        self._bytes: "OrderedDict[str, Optional[bytes]]" = OrderedDict()
+        self._held = 0
+        self._digests: Dict[str, Optional[str]] = {}
         self._stamps: Dict[str, Optional[Tuple[int, int]]] = {}
         # Every path import resolution tried, and whether it was a file: a module created
         # later where one was missing can change where an import points (caches check these).
         self.probes: Dict[str, bool] = {}
 
     def read(self, path: str) -> Optional[bytes]:
-        if path not in self.bytes:
-            self._stamps[path] = _stamp(path)
-            try:
-                if os.path.getsize(path) > MAX_MODULE_BYTES:
-                    raise OSError("too large")
-                with open(path, "rb") as handle:
-                    self.bytes[path] = handle.read()
-            except OSError:
-                self.bytes[path] = None
-        return self.bytes[path]
+        if path in self._bytes:
+            self._bytes.move_to_end(path)
+            return self._bytes[path]
+        stamp = _stamp(path)
+        if path in self._stamps and self._stamps[path] != stamp:  # changed since its first read
+            self._forget(path)
+        self._stamps[path] = stamp
+        try:
+            if os.path.getsize(path) > MAX_MODULE_BYTES:
+                raise OSError("too large")
+            with open(path, "rb") as handle:
+                data: Optional[bytes] = handle.read()
+        except OSError:
+            data = None
+        self._digests[path] = hashlib.sha256(data).hexdigest() if data is not None else None
+        self._bytes[path] = data
+        self._held += len(data or b"")
+        while self._held > HELD_BYTES and len(self._bytes) > 1:
+            _, dropped = self._bytes.popitem(last=False)
+            self._held -= len(dropped or b"")
+        return data
+
+    def _forget(self, path: str) -> None:
+        """What was derived from a file's earlier bytes."""
+        self._block_index.pop(path, None)
+        self._imported.pop(path, None)
+        for key in [key for key in self._defines if key[0] == path]:
+            del self._defines[key]
 
     def unchanged(self) -> bool:
         """Whether every file read so far is still as it was (mtime and size)."""
@@ -130,8 +154,7 @@ class Files:
 
     def digests(self) -> Dict[str, str]:
         """sha256 of every file read so far, by absolute path."""
-        return {os.path.abspath(p): hashlib.sha256(data).hexdigest() for p, data in self.bytes.items()
-                if data is not None}
+        return {os.path.abspath(p): digest for p, digest in self._digests.items() if digest is not None}
 
     def module_file(self, importer: str, level: int, parts: Tuple[str, ...]) -> Optional[str]:
         key = (os.path.dirname(os.path.abspath(importer)), level, parts)
