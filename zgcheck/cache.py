@@ -38,9 +38,10 @@ def load(entry: Path, key: str) -> Optional[Tuple[Dependencies, Probes, List[Dia
     """The entry's (dependencies, import probes, diagnostics), or None: missing, or
     discarded with a note."""
     try:
-        data = _read(entry, FORMAT)
+        data = _read(entry)
         if data is None:
             return None
+        _expect(data.get("format") == FORMAT, "unknown format")
         _expect(data.get("key") == key, "entry stored under another key")
         dependencies = [(_str(dep), _str(digest)) for dep, digest in _pairs(data.get("dependencies"))]
         probes = [(_str(probe), _bool(found)) for probe, found in _pairs(data.get("probes"))]
@@ -58,9 +59,9 @@ def store(entry: Path, key: str, dependencies: Sequence[Tuple[str, str]], probes
                    "probes": [list(p) for p in probes], "diagnostics": [_plain(d) for d in diagnostics]})
 
 
-def _read(path: Path, format: int) -> Optional[dict]:
+def _read(path: Path) -> Optional[dict]:
     """What `_write` wrote, or None if there is nothing; Invalid (or a ValueError, as JSON
-    errors are) if it is damaged or in another format."""
+    errors are) if it is damaged. The caller checks its format."""
     try:
         with open(path, "rb") as handle:
             blob = handle.read()
@@ -70,7 +71,7 @@ def _read(path: Path, format: int) -> Optional[dict]:
     if hashlib.sha256(payload).hexdigest().encode() != digest:
         raise Invalid("checksum mismatch")
     data = json.loads(payload.decode("utf-8"))
-    _expect(isinstance(data, dict) and data.get("format") == format, "unknown format")
+    _expect(isinstance(data, dict), "not an object")
     return data
 
 
@@ -89,14 +90,15 @@ def _write(path: Path, data: dict) -> None:
 # --- the stat index ---------------------------------------------------------------
 
 INDEX = "index.json"
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 # A signature is trusted only when its mtime is this much older than the moment its file was
 # read: a file written twice within the filesystem's timestamp granularity (2 s on FAT) keeps it.
 RACY_NS = 2_000_000_000
 # (mtime_ns, size, inode); None: no such path; for a directory import resolution searched,
-# (mtime_ns, size, inode, listing); (was,): whether the path was a file, for a path import
-# resolution tried in a directory whose own signature was too recent to trust.
-Signature = Optional[Tuple[int, ...]]
+# (mtime_ns, size, inode, names): the files it looked for there and did not find, relative to
+# the directory; (False,): a file import resolution looked for and did not find, in a
+# directory whose own signature was too recent to trust.
+Signature = Optional[Tuple[Any, ...]]
 
 
 def signature(path: str) -> Signature:
@@ -105,19 +107,6 @@ def signature(path: str) -> Signature:
     except (OSError, ValueError):
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def listing(directory: str) -> Optional[str]:
-    """A digest of the names in a directory that import resolution can find (`*.py` files,
-    subdirectories): a log file or a cache created beside them changes the directory's
-    stat, not this."""
-    try:
-        with os.scandir(directory) as scan:
-            names = sorted(e.name + "/" if e.is_dir() else e.name for e in scan
-                           if e.name.endswith(".py") or e.is_dir())
-    except OSError:
-        return None
-    return hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -145,13 +134,17 @@ class StatIndex:
     A file whose signatures all still match is answered without being read: from the
     content entry its basis names, or with nothing to report. One JSON file with a
     checksum, written atomically; a missing, corrupt or foreign index counts as empty.
-    A directory import resolution searched counts by its stat or, when that changed, by
-    the names in it that imports can find (a module created or removed there changes them,
-    a log file does not). A signature is trusted only when its mtime is RACY_NS older
+    A directory import resolution searched counts by its stat or, when that changed, by the
+    files it looked for there and did not find: a module created under one of those names
+    sends the file back, any other new entry (a log, an unrelated module) does not, and the
+    directory's new stat is then stored so later runs need not look again (a file that was
+    found is in the basis with its own stat). A signature is trusted only when its mtime is RACY_NS older
     than the moment the check began reading, so a file changed twice within one timestamp
     tick is never taken for unchanged; a directory changed that recently (the project root
     that just received .zgcheck_cache) counts by the probes made in it instead. Signatures
     are stored as (path, signature) versions: an entry keeps the versions its verdict saw.
+    Writing the index drops the entries of files that no longer exist, wherever they are:
+    such an entry can never match again, and runs on other parts of the tree share the index.
     """
 
     def __init__(self, path: Path, tool: str):
@@ -163,7 +156,7 @@ class StatIndex:
         # (cwd, path) -> (config fingerprint, version ids with the file's own first, entry key)
         self._entries: Dict[Tuple[str, str], Tuple[str, List[int], Optional[str]]] = {}
         self._now: Dict[str, Signature] = {}  # this run's signatures, each path stat'ed once
-        self._listings: Dict[str, Optional[str]] = {}  # and listings, each directory listed once
+        self._found: Dict[str, bool] = {}  # whether a path looked for is a file, each asked once
         self._holding: List[Optional[bool]] = []  # per version: does it still hold (None: not asked yet)
         self._changed = False
 
@@ -171,9 +164,9 @@ class StatIndex:
     def load(cls, directory: Path, tool: str) -> "StatIndex":
         index = cls(directory / INDEX, tool)
         try:
-            data = _read(index.path, INDEX_FORMAT)
-            if data is None or data.get("tool") != tool:  # none yet, or another zgcheck's
-                return index
+            data = _read(index.path)
+            if data is None or data.get("format") != INDEX_FORMAT or data.get("tool") != tool:
+                return index  # none yet, or another zgcheck's
             index._versions = [_version(v) for v in _list(data.get("versions"))]
             count = len(index._versions)
             for group in _list(data.get("groups")):  # the entries of one working directory and configuration
@@ -217,8 +210,9 @@ class StatIndex:
         return Basis(key=entry[2])
 
     def _refresh(self, i: int) -> None:
-        """A directory whose stat changed while its listing did not: record the new stat (if
-        old enough to trust), so later runs need not list it again."""
+        """A directory whose stat changed while none of the files looked for there appeared:
+        record the new stat (if old enough to trust), so later runs need not look again. Every
+        entry holding this version looked for the same names, so it holds for all of them."""
         path, sig = self._versions[i]
         now = self.current(path)
         if self._holding[i] and sig is not None and len(sig) == 4 and now != sig[:3] and \
@@ -232,14 +226,14 @@ class StatIndex:
         if sig is None or len(sig) == 3:
             return self.current(path) == sig
         if len(sig) == 1:
-            return os.path.isfile(path) == sig[0]
-        now = self.current(path)  # a directory: its stat, else the names imports can find in it
-        return now == sig[:3] or (now is not None and self._listing(path) == sig[3])
+            return self._isfile(path) == sig[0]
+        # A directory: its stat, else none of the files looked for there has appeared.
+        return self.current(path) == sig[:3] or not any(self._isfile(os.path.join(path, n)) for n in sig[3])
 
-    def _listing(self, directory: str) -> Optional[str]:
-        if directory not in self._listings:
-            self._listings[directory] = listing(directory)
-        return self._listings[directory]
+    def _isfile(self, path: str) -> bool:
+        if path not in self._found:
+            self._found[path] = os.path.isfile(path)
+        return self._found[path]
 
     def record(self, path: str, config: str, basis: Basis) -> None:
         """path's verdict rests on basis: remember it, unless a signature is too recent to trust."""
@@ -254,15 +248,16 @@ class StatIndex:
         versions = [(p, self.current(p)) for p in files]  # the file's own was taken before it was read
         if versions[0][1] is None or any(recent(sig) for _, sig in versions):
             return
-        searched: Dict[str, List[Tuple[str, bool]]] = {}
-        for probe, was in basis.probes:  # a directory that is missing is created in its parent
-            searched.setdefault(self._existing(os.path.dirname(probe)), []).append((probe, was))
-        for directory, probes in searched.items():
+        missing: Dict[str, List[str]] = {}  # the files found are among basis.files
+        for probe in (p for p, was in basis.probes if not was):  # a missing directory is created in its parent
+            missing.setdefault(self._existing(os.path.dirname(probe)), []).append(probe)
+        for directory, probes in missing.items():
             sig = self.current(directory)
             if recent(sig):
-                versions.extend((p, (was,)) for p, was in probes)
+                versions.extend((p, (False,)) for p in probes)
             else:
-                versions.append((directory, sig if sig is None else sig + (self._listing(directory),)))
+                cut = len(directory.rstrip(os.sep)) + 1
+                versions.append((directory, sig if sig is None else sig + (tuple(sorted(p[cut:] for p in probes)),)))
         ids = dict.fromkeys(self._intern(v) for v in versions)
         self._entries[(self.cwd, path)] = (config, list(ids), basis.key)
 
@@ -280,25 +275,36 @@ class StatIndex:
         return self._ids[version]
 
     def save(self) -> None:
-        """Write the index if this run changed it, keeping only the versions entries use."""
+        """Write the index if this run changed it, without the entries of files that are gone,
+        keeping only the versions entries use."""
         if not self._changed:
             return
         kept: Dict[Tuple[str, Signature], int] = {}
         groups: Dict[Tuple[str, str], list] = {}
         for (cwd, path), (config, ids, key) in self._entries.items():
+            if self.current(os.path.normpath(os.path.join(cwd, path))) is None:
+                continue
             ids = [kept.setdefault(self._versions[i], len(kept)) for i in ids]
             groups.setdefault((cwd, config), []).append([path, ids, key])
-        versions = [[p, *sig] if sig is not None else [p] for p, sig in kept]
+        versions = [_plain_version(p, sig) for p, sig in kept]
         _write(self.path, {"format": INDEX_FORMAT, "tool": self.tool, "versions": versions,
                            "groups": [[cwd, config, entries] for (cwd, config), entries in groups.items()]})
 
 
+def _plain_version(path: str, sig: Signature) -> list:
+    if sig is None:
+        return [path]
+    return [path, *sig[:3], list(sig[3])] if len(sig) == 4 else [path, *sig]
+
+
 def _version(value: Any) -> Tuple[str, Signature]:
-    """[path], [path, was], [path, mtime, size, inode] or [path, mtime, size, inode, listing]."""
+    """[path], [path, false], [path, mtime, size, inode] or [path, mtime, size, inode, [name, ...]]."""
     _expect(type(value) is list and len(value) in (1, 2, 4, 5) and type(value[0]) is str, "bad version")
     if len(value) == 2:
         return value[0], (_bool(value[1]),)
-    _expect(set(map(type, value[1:4])) <= {int} and (len(value) < 5 or type(value[4]) is str), "bad signature")
+    _expect(set(map(type, value[1:4])) <= {int}, "bad signature")
+    if len(value) == 5:
+        return value[0], (*value[1:4], tuple(_str(name) for name in _list(value[4])))
     return value[0], (tuple(value[1:]) or None)
 
 

@@ -2,7 +2,8 @@
 
 A run with the cache first asks the stat index (cache.StatIndex), in this process:
 a file that is unchanged, and whose verdict's dependencies are unchanged, is
-answered without being read, and the pool is started only for the others. This
+answered without being read, and the pool is started only for the others. So is
+a --fix or --diff run: a file with nothing to report has nothing to fix. This
 module imports no parser: the checker is imported where a file is checked.
 """
 
@@ -58,7 +59,7 @@ class FileResult:
 
 def open_index(mode: Mode) -> Optional[cache.StatIndex]:
     """The stat index of the mode's cache directory (None without a cache)."""
-    if mode.cache_dir is None or mode.fix or mode.diff or mode.add_noqa:
+    if mode.cache_dir is None:
         return None
     return cache.StatIndex.load(Path(mode.cache_dir), _tool_fingerprint())
 
@@ -103,6 +104,8 @@ def _indexed(path: str, index: cache.StatIndex, fingerprint: str, mode: Mode) ->
         return None
     if basis.key is None:
         return FileResult(path, basis=basis)
+    if mode.fix or mode.diff:  # findings: the fix path decides what it can fix
+        return None
     found = cache.load(_entry(mode.cache_dir, basis.key), basis.key)
     return None if found is None else FileResult(path, found[2], basis=basis)
 
@@ -203,26 +206,33 @@ def _process(path: str, config: Config, mode: Mode) -> FileResult:
     gated = dict(files.probes)
     if mode.add_noqa:
         return add_noqa_source(path, data, config) if keep else FileResult(path)
-    if mode.fix or mode.diff:
-        return fix_source(path, data, config, mode) if keep else FileResult(path)
     if not keep:
         return FileResult(path, basis=cache.Basis.of([], gated, read_at=read_at))
+    if (mode.fix or mode.diff) and mode.cache_dir is None:
+        return fix_source(path, data, config, mode)
+    # With a cache, --fix and --diff check first too: the verdict is what the stat index
+    # records, and a file with nothing to report has nothing to fix.
     diagnostics, key, dependencies, probes = _cached_check(path, data, config, mode.cache_dir)
     basis = None if key is None else cache.Basis.of(dependencies, {**gated, **probes},
                                                      key if diagnostics else None, read_at)
-    return FileResult(path, diagnostics, basis=basis)
+    if not (diagnostics and (mode.fix or mode.diff)):
+        return FileResult(path, diagnostics, basis=basis)
+    result = fix_source(path, data, config, mode)
+    if not (mode.fix and result.fixed_bytes is not None and not result.errors):
+        result.basis = basis  # not rewritten: the verdict still holds (a rewritten file's stat is too new to trust)
+    return result
 
 
 def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool = True) -> FileResult:
     from . import fixes
-    from .checker import check_decoded
+    from .checker import check_decoded, check_source
     from .writer import unified_patch, write_atomically
 
     if path.endswith(".ipynb"):
         return fix_notebook(path, data, config, mode, write)
     decoded = decode(data, path)
-    if isinstance(decoded, Diagnostic):
-        return FileResult(path, [decoded] if config.is_selected(decoded.code, path) else [])
+    if isinstance(decoded, Diagnostic):  # nothing to fix: what a check reports (`skip-file` too)
+        return FileResult(path, check_source(data, path, config, gate=False))
     text, encoding = decoded
     outcome = fixes.fix_text(text, lambda t: check_decoded(t, path, config), unsafe=mode.unsafe)
     result = FileResult(path, outcome.remaining, len(outcome.fixed), conflicts=len(outcome.conflicts),
