@@ -65,6 +65,7 @@ def processed(monkeypatch):
 
 
 def check(*args):
+    runner._GATE.clear()  # as in a process of its own: the gate's lookups are not remembered between runs
     result = invoke(["check", "--output-format", "json", "--jobs", "1", *args])
     assert result.exit_code in (0, 1), result.output
     found = [(d["filename"].replace("\\", "/"), d["code"], d["location"]["row"]) for d in json.loads(result.stdout)]
@@ -231,6 +232,21 @@ def test_a_helper_renamed_away_invalidates_its_importer(project, processed):
     os.utime(project, (LATER, LATER))
     processed.clear()
     assert check("pkg/main.py")[1] == [] and processed == ["pkg/main.py"]
+
+
+def test_a_module_created_in_a_new_package_invalidates_its_importer(project, processed):
+    # sub/ does not exist: import resolution looked for sub/engine.py in the project root.
+    touched(project / "a.py", MAIN.replace("from engine", "from sub.engine"))
+    os.utime(project, (BEFORE, BEFORE))
+    assert check("a.py")[1] == []
+    (project / "sub").mkdir()
+    os.utime(project / "sub", (BEFORE, BEFORE))
+    os.utime(project, (LATER, LATER))
+    assert check("a.py")[1] == []
+    # Only sub's stat changes now: the root's, stored as it is after the last run, does not.
+    touched(project / "sub" / "engine.py", ENGINE)
+    os.utime(project / "sub", (LATER, LATER))
+    assert check("a.py")[1] == [("a.py", "ZG001", 7)]
 
 
 def indexed(project):
