@@ -3,8 +3,9 @@
 A run with the cache first asks the stat index (cache.StatIndex), in this process:
 a file that is unchanged, and whose verdict's dependencies are unchanged, is
 answered without being read, and the pool is started only for the others. So is
-a --fix or --diff run: a file with nothing to report has nothing to fix. This
-module imports no parser: the checker is imported where a file is checked.
+a --fix or --diff run: a file whose findings hold nothing to fix is reported as a
+check reports it. This module imports no parser: the checker is imported where a
+file is checked.
 """
 
 from __future__ import annotations
@@ -104,10 +105,25 @@ def _indexed(path: str, index: cache.StatIndex, fingerprint: str, mode: Mode) ->
         return None
     if basis.key is None:
         return FileResult(path, basis=basis)
-    if mode.fix or mode.diff:  # findings: the fix path decides what it can fix
-        return None
     found = cache.load(_entry(mode.cache_dir, basis.key), basis.key)
-    return None if found is None else FileResult(path, found[2], basis=basis)
+    if found is None or _may_fix(path, found[2], mode):
+        return None
+    return FileResult(path, found[2], basis=basis)
+
+
+def _may_fix(path: str, diagnostics: List[Diagnostic], mode: Mode) -> bool:
+    """Whether --fix or --diff could report this verdict otherwise than a check: a fix the
+    mode applies, a notebook's finding (a fix no cell can show is applied all the same), or,
+    with --fix, a helper's finding (the helper may be rewritten in this run)."""
+    if not (mode.fix or mode.diff) or not diagnostics:
+        return False
+    if path.endswith(".ipynb") or (mode.fix and any(d.path != path for d in diagnostics)):
+        return True
+    if all(d.fix is None for d in diagnostics):
+        return False
+    from .fixes import applicable  # the parser's stack: only for a file with a fix
+
+    return any(applicable(d, mode.unsafe) for d in diagnostics)
 
 
 def _run(paths: List[str], config: Config, mode: Mode, jobs: int, tick) -> Dict[str, FileResult]:
@@ -211,11 +227,11 @@ def _process(path: str, config: Config, mode: Mode) -> FileResult:
     if (mode.fix or mode.diff) and mode.cache_dir is None:
         return fix_source(path, data, config, mode)
     # With a cache, --fix and --diff check first too: the verdict is what the stat index
-    # records, and a file with nothing to report has nothing to fix.
+    # records, and most files have nothing to fix.
     diagnostics, key, dependencies, probes = _cached_check(path, data, config, mode.cache_dir)
     basis = None if key is None else cache.Basis.of(dependencies, {**gated, **probes},
                                                      key if diagnostics else None, read_at)
-    if not (diagnostics and (mode.fix or mode.diff)):
+    if not _may_fix(path, diagnostics, mode):
         return FileResult(path, diagnostics, basis=basis)
     result = fix_source(path, data, config, mode)
     if not (mode.fix and result.fixed_bytes is not None and not result.errors):
