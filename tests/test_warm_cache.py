@@ -317,7 +317,10 @@ def test_fix_reads_only_files_with_findings_and_a_check_after_it_is_warm(project
 
 
 def test_diff_reads_only_files_with_findings_and_writes_nothing(project, processed):
-    touched(project / "broken.py", "loss.backward(\n")
+    touched(project / "broken.py", "loss.backward(\n")  # findings with no fix: reported, not re-read
+    touched(project / "broken.ipynb", json.dumps({"cells": [{"cell_type": "code", "source": ["loss.backward(\n"],
+                                                             "metadata": {}, "outputs": [], "execution_count": None}],
+                                                  "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     uncached = invoke(["check", "--diff", "--no-cache", "--jobs", "1", "."])
     before = tree(project)
     processed.clear()
@@ -325,7 +328,7 @@ def test_diff_reads_only_files_with_findings_and_writes_nothing(project, process
     processed.clear()
     diff = invoke(["check", "--diff", "--jobs", "1", "."])
     assert diff.stdout == uncached.stdout and diff.exit_code == uncached.exit_code == 1
-    assert diff.stderr == uncached.stderr  # the report: broken.py's ZG901, pkg/main.py's helper finding
+    assert diff.stderr == uncached.stderr and "broken.ipynb:cell 1" in diff.stderr  # the report
     # Only the files with a fix: --diff writes nothing, so pkg/main.py's finding stays engine.py's.
     assert sorted(processed) == ["engine.py", "train.py"] and tree(project) == before
     processed.clear()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tupl
 
 from . import __version__, cache, notebook
 from .config import Config
-from .codes import FIX_ERROR, INTERNAL_ERROR, PARSE_ERROR, READ_ERROR
+from .codes import FIX_ERROR, INTERNAL_ERROR, PARSE_ERROR, READ_ERROR, is_tool
 from .reading import decode, read_bytes, tool_diagnostic
 from .types import Diagnostic
 
@@ -113,11 +113,14 @@ def _indexed(path: str, index: cache.StatIndex, fingerprint: str, mode: Mode) ->
 
 def _may_fix(path: str, diagnostics: List[Diagnostic], mode: Mode) -> bool:
     """Whether --fix or --diff could report this verdict otherwise than a check: a fix the
-    mode applies, a notebook's finding (a fix no cell can show is applied all the same), or,
-    with --fix, a helper's finding (the helper may be rewritten in this run)."""
+    mode applies, a notebook's finding of a rule (a fix no cell can show is applied all the
+    same; a cell that does not parse has none), or, with --fix, a helper's finding (the
+    helper may be rewritten in this run)."""
     if not (mode.fix or mode.diff) or not diagnostics:
         return False
-    if path.endswith(".ipynb") or (mode.fix and any(d.path != path for d in diagnostics)):
+    if path.endswith(".ipynb") and not all(is_tool(d.code) for d in diagnostics):
+        return True
+    if mode.fix and any(d.path != path for d in diagnostics):
         return True
     if all(d.fix is None for d in diagnostics):
         return False
