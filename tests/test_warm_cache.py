@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from zgcheck import runner
+from zgcheck import cache, runner
 
 from cli_support import BUGGY, CLEAN, ENGINE, invoke
 
@@ -65,6 +65,7 @@ def processed(monkeypatch):
 
 
 def check(*args):
+    runner._GATE.clear()  # as in a process of its own: the gate's lookups are not remembered between runs
     result = invoke(["check", "--output-format", "json", "--jobs", "1", *args])
     assert result.exit_code in (0, 1), result.output
     found = [(d["filename"].replace("\\", "/"), d["code"], d["location"]["row"]) for d in json.loads(result.stdout)]
@@ -129,7 +130,7 @@ def test_a_corrupt_index_is_ignored_and_rebuilt(project, processed, damage):
         index.write_bytes(b"")
     else:  # right checksum, wrong shape
         import hashlib
-        payload = json.dumps({"format": 1, "tool": json.loads(blob.split(b"\n", 1)[1])["tool"],
+        payload = json.dumps({"format": cache.INDEX_FORMAT, "tool": json.loads(blob.split(b"\n", 1)[1])["tool"],
                               "versions": [["x", "y"]], "entries": [[1, 2]]}).encode()
         index.write_bytes(hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
     processed.clear()
@@ -206,3 +207,130 @@ def test_a_helper_of_a_helper_invalidates_a_file_the_gate_left_out(project, proc
     backdate(project / "c.py", LATER)
     check("a.py", "z.py")
     assert processed == ["a.py", "z.py"]
+
+
+def test_a_new_module_no_import_looked_for_leaves_its_directory_warm(project, processed):
+    cold = check(".")
+    for new in (project / "extra.py", project / "pkg" / "helpers.py"):
+        new.write_text("print('no training here')\n")
+        os.utime(new, (BEFORE, BEFORE))
+    for directory in (project, project / "pkg"):  # both changed; nothing looked for there appeared
+        os.utime(directory, (LATER, LATER))
+    processed.clear()
+    assert check(".")[1] == cold[1] and sorted(processed) == ["extra.py", "pkg/helpers.py"]
+    # The directories' new stats were stored: the next run need not look in them again.
+    versions = json.loads((project.parent / "cache" / "index.json").read_bytes().split(b"\n", 1)[1])["versions"]
+    for directory in (project, project / "pkg"):
+        assert {v[1] for v in versions if v[0] == str(directory)} == {os.stat(directory).st_mtime_ns}
+    processed.clear()
+    assert check(".")[1] == cold[1] and processed == []
+
+
+def test_a_helper_renamed_away_invalidates_its_importer(project, processed):
+    assert check("pkg/main.py")[1] == [("pkg/main.py", "ZG001", 7)]
+    (project / "engine.py").rename(project / "old_engine.py")
+    os.utime(project, (LATER, LATER))
+    processed.clear()
+    assert check("pkg/main.py")[1] == [] and processed == ["pkg/main.py"]
+
+
+def test_a_module_created_in_a_new_package_invalidates_its_importer(project, processed):
+    # sub/ does not exist: import resolution looked for sub/engine.py in the project root.
+    touched(project / "a.py", MAIN.replace("from engine", "from sub.engine"))
+    os.utime(project, (BEFORE, BEFORE))
+    assert check("a.py")[1] == []
+    (project / "sub").mkdir()
+    os.utime(project / "sub", (BEFORE, BEFORE))
+    os.utime(project, (LATER, LATER))
+    assert check("a.py")[1] == []
+    # Only sub's stat changes now: the root's, stored as it is after the last run, does not.
+    touched(project / "sub" / "engine.py", ENGINE)
+    os.utime(project / "sub", (LATER, LATER))
+    assert check("a.py")[1] == [("a.py", "ZG001", 7)]
+
+
+def indexed(project):
+    """The paths the stat index holds an entry for."""
+    data = json.loads((project.parent / "cache" / "index.json").read_bytes().split(b"\n", 1)[1])
+    return sorted(path for _, _, entries in data["groups"] for path, _, _ in entries)
+
+
+def touched(path, text):
+    path.write_text(text)
+    os.utime(path, (BEFORE, BEFORE))  # old enough for the index to record it
+
+
+def test_the_index_forgets_files_that_are_gone(project, processed):
+    check(".")
+    everything = indexed(project)
+    for n in range(3):  # a file created, renamed, deleted: each run adds one entry, none piles up
+        touched(project / f"draft{n}.py", BUGGY)
+        check(".")
+        assert indexed(project) == sorted(everything + [f"draft{n}.py"])
+        (project / f"draft{n}.py").rename(project / "pkg" / f"draft{n}.py")
+        check(".")
+        assert indexed(project) == sorted(everything + [f"pkg/draft{n}.py"])
+        (project / "pkg" / f"draft{n}.py").unlink()
+    touched(project / "notes.py", "print('still no training')\n")
+    check(".")
+    assert indexed(project) == everything
+    # A run on part of the tree keeps the entries of the rest, but not of a file that is gone.
+    (project / "train.py").unlink()
+    touched(project / "pkg" / "main.py", MAIN + "\n")
+    check("pkg")
+    assert indexed(project) == [p for p in everything if p != "train.py"]
+
+
+def fix(*args):
+    result = invoke(["check", "--fix", "--jobs", "1", *args])
+    assert result.exit_code in (0, 1), result.output
+    return result
+
+
+def tree(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.py"))}
+
+
+def test_fix_reads_only_files_with_findings_and_a_check_after_it_is_warm(project, processed, tmp_path):
+    import shutil
+
+    touched(project / "broken.py", "loss.backward(\n")  # a finding with no fix: reported, not re-read
+    shutil.copytree(project, tmp_path / "copy")
+    uncached = invoke(["check", "--fix", "--no-cache", "--jobs", "1", str(tmp_path / "copy")])
+    check(".")
+    processed.clear()
+    fixed = fix(".")
+    # pkg/main.py's one finding is engine.py's, fixed there: it goes through the fix path too.
+    assert sorted(processed) == ["engine.py", "pkg/main.py", "train.py"]
+    assert tree(project) == tree(tmp_path / "copy") != {}
+    assert fixed.exit_code == uncached.exit_code
+    for name in ("engine.py", "train.py"):  # time passes: the rewritten files' stats can be trusted
+        os.utime(project / name, (LATER, LATER))
+    uncached_check = check("--no-cache", ".")[1]
+    processed.clear()
+    after = check(".")
+    assert after[1] == uncached_check
+    assert sorted(processed) == ["engine.py", "pkg/main.py", "train.py"]  # rewritten, or importing one
+    processed.clear()
+    assert check(".")[1] == after[1] and processed == []
+    assert fix(".").exit_code == after[0].exit_code and processed == []
+
+
+def test_diff_reads_only_files_with_findings_and_writes_nothing(project, processed):
+    touched(project / "broken.py", "loss.backward(\n")  # findings with no fix: reported, not re-read
+    touched(project / "broken.ipynb", json.dumps({"cells": [{"cell_type": "code", "source": ["loss.backward(\n"],
+                                                             "metadata": {}, "outputs": [], "execution_count": None}],
+                                                  "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    uncached = invoke(["check", "--diff", "--no-cache", "--jobs", "1", "."])
+    before = tree(project)
+    processed.clear()
+    assert invoke(["check", "--diff", "--jobs", "1", "."]).stdout == uncached.stdout != ""
+    processed.clear()
+    diff = invoke(["check", "--diff", "--jobs", "1", "."])
+    assert diff.stdout == uncached.stdout and diff.exit_code == uncached.exit_code == 1
+    assert diff.stderr == uncached.stderr and "broken.ipynb:cell 1" in diff.stderr  # the report
+    # Only the files with a fix: --diff writes nothing, so pkg/main.py's finding stays engine.py's.
+    assert sorted(processed) == ["engine.py", "train.py"] and tree(project) == before
+    processed.clear()
+    check(".")
+    assert processed == []  # --diff recorded the verdicts a check reports

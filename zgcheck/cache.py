@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .types import Applicability, Diagnostic, Edit, Fix, Related, Span
 
@@ -38,9 +38,10 @@ def load(entry: Path, key: str) -> Optional[Tuple[Dependencies, Probes, List[Dia
     """The entry's (dependencies, import probes, diagnostics), or None: missing, or
     discarded with a note."""
     try:
-        data = _read(entry, FORMAT)
+        data = _read(entry)
         if data is None:
             return None
+        _expect(data.get("format") == FORMAT, "unknown format")
         _expect(data.get("key") == key, "entry stored under another key")
         dependencies = [(_str(dep), _str(digest)) for dep, digest in _pairs(data.get("dependencies"))]
         probes = [(_str(probe), _bool(found)) for probe, found in _pairs(data.get("probes"))]
@@ -58,9 +59,9 @@ def store(entry: Path, key: str, dependencies: Sequence[Tuple[str, str]], probes
                    "probes": [list(p) for p in probes], "diagnostics": [_plain(d) for d in diagnostics]})
 
 
-def _read(path: Path, format: int) -> Optional[dict]:
+def _read(path: Path) -> Optional[dict]:
     """What `_write` wrote, or None if there is nothing; Invalid (or a ValueError, as JSON
-    errors are) if it is damaged or in another format."""
+    errors are) if it is damaged. The caller checks its format."""
     try:
         with open(path, "rb") as handle:
             blob = handle.read()
@@ -70,7 +71,7 @@ def _read(path: Path, format: int) -> Optional[dict]:
     if hashlib.sha256(payload).hexdigest().encode() != digest:
         raise Invalid("checksum mismatch")
     data = json.loads(payload.decode("utf-8"))
-    _expect(isinstance(data, dict) and data.get("format") == format, "unknown format")
+    _expect(isinstance(data, dict), "not an object")
     return data
 
 
@@ -89,14 +90,13 @@ def _write(path: Path, data: dict) -> None:
 # --- the stat index ---------------------------------------------------------------
 
 INDEX = "index.json"
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 # A signature is trusted only when its mtime is this much older than the moment its file was
 # read: a file written twice within the filesystem's timestamp granularity (2 s on FAT) keeps it.
 RACY_NS = 2_000_000_000
-# (mtime_ns, size, inode); None: no such path; for a directory import resolution searched,
-# (mtime_ns, size, inode, listing); (was,): whether the path was a file, for a path import
-# resolution tried in a directory whose own signature was too recent to trust.
-Signature = Optional[Tuple[int, ...]]
+# (mtime_ns, size, inode); None: no such path; (False,): a file import resolution looked for
+# and did not find, in a directory whose own signature was too recent to trust.
+Signature = Optional[Tuple[Any, ...]]
 
 
 def signature(path: str) -> Signature:
@@ -105,19 +105,6 @@ def signature(path: str) -> Signature:
     except (OSError, ValueError):
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def listing(directory: str) -> Optional[str]:
-    """A digest of the names in a directory that import resolution can find (`*.py` files,
-    subdirectories): a log file or a cache created beside them changes the directory's
-    stat, not this."""
-    try:
-        with os.scandir(directory) as scan:
-            names = sorted(e.name + "/" if e.is_dir() else e.name for e in scan
-                           if e.name.endswith(".py") or e.is_dir())
-    except OSError:
-        return None
-    return hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -145,13 +132,19 @@ class StatIndex:
     A file whose signatures all still match is answered without being read: from the
     content entry its basis names, or with nothing to report. One JSON file with a
     checksum, written atomically; a missing, corrupt or foreign index counts as empty.
-    A directory import resolution searched counts by its stat or, when that changed, by
-    the names in it that imports can find (a module created or removed there changes them,
-    a log file does not). A signature is trusted only when its mtime is RACY_NS older
-    than the moment the check began reading, so a file changed twice within one timestamp
-    tick is never taken for unchanged; a directory changed that recently (the project root
-    that just received .zgcheck_cache) counts by the probes made in it instead. Signatures
-    are stored as (path, signature) versions: an entry keeps the versions its verdict saw.
+    A directory import resolution searched counts by its stat or, when that changed, by the
+    files looked for there and not found, by this entry or any other that saw the same stat
+    (one list per directory keeps the index small; a match costs a re-check, never a wrong
+    verdict): a module created under one of those names sends the file back, any other new
+    entry (a log, an unrelated module) does not, and the directory's new stat is then stored
+    so later runs need not look again. A file that was found is in the basis with its own
+    stat. A signature is trusted only when its mtime is RACY_NS older than the moment the
+    check began reading, so a file changed twice within one timestamp tick is never taken
+    for unchanged; a directory changed that recently (the project root that just received
+    .zgcheck_cache) counts by the probes made in it instead. Signatures are stored as
+    (path, signature) versions: an entry keeps the versions its verdict saw.
+    Writing the index drops the entries of files that no longer exist, wherever they are:
+    such an entry can never match again, and runs on other parts of the tree share the index.
     """
 
     def __init__(self, path: Path, tool: str):
@@ -163,18 +156,22 @@ class StatIndex:
         # (cwd, path) -> (config fingerprint, version ids with the file's own first, entry key)
         self._entries: Dict[Tuple[str, str], Tuple[str, List[int], Optional[str]]] = {}
         self._now: Dict[str, Signature] = {}  # this run's signatures, each path stat'ed once
-        self._listings: Dict[str, Optional[str]] = {}  # and listings, each directory listed once
+        self._found: Dict[str, bool] = {}  # whether a path looked for is a file, each asked once
         self._holding: List[Optional[bool]] = []  # per version: does it still hold (None: not asked yet)
+        self._looked: Dict[int, Set[str]] = {}  # a searched directory's version -> the files looked for there
         self._changed = False
 
     @classmethod
     def load(cls, directory: Path, tool: str) -> "StatIndex":
         index = cls(directory / INDEX, tool)
         try:
-            data = _read(index.path, INDEX_FORMAT)
-            if data is None or data.get("tool") != tool:  # none yet, or another zgcheck's
-                return index
-            index._versions = [_version(v) for v in _list(data.get("versions"))]
+            data = _read(index.path)
+            if data is None or data.get("format") != INDEX_FORMAT or data.get("tool") != tool:
+                return index  # none yet, or another zgcheck's
+            for i, (version, looked) in enumerate(_version(v) for v in _list(data.get("versions"))):
+                index._versions.append(version)
+                if looked is not None:
+                    index._looked[i] = looked
             count = len(index._versions)
             for group in _list(data.get("groups")):  # the entries of one working directory and configuration
                 cwd, config, entries = _fields(group, 3)
@@ -210,36 +207,47 @@ class StatIndex:
         holds = self._holding
         for i in entry[1]:
             if holds[i] is None:
-                holds[i] = self._holds(*self._versions[i])
+                holds[i] = self._holds(i)
                 self._refresh(i)
             if not holds[i]:
                 return None
         return Basis(key=entry[2])
 
     def _refresh(self, i: int) -> None:
-        """A directory whose stat changed while its listing did not: record the new stat (if
-        old enough to trust), so later runs need not list it again."""
+        """A directory whose stat changed while none of the files looked for there appeared:
+        record the new stat (if old enough to trust), so later runs need not look again. The
+        names are the version's, so it holds for every entry that has it."""
         path, sig = self._versions[i]
         now = self.current(path)
-        if self._holding[i] and sig is not None and len(sig) == 4 and now != sig[:3] and \
-                now is not None and now[0] < self.started - RACY_NS:
+        if self._holding[i] and i in self._looked and now != sig and now is not None and \
+                now[0] < self.started - RACY_NS:
             del self._ids[(path, sig)]
-            self._versions[i] = (path, now + sig[3:])
-            self._ids[self._versions[i]] = i
+            self._versions[i] = (path, now)
+            self._ids.setdefault(self._versions[i], i)  # an equal version recorded this run is merged on save
             self._changed = True
 
-    def _holds(self, path: str, sig: Signature) -> bool:
-        if sig is None or len(sig) == 3:
-            return self.current(path) == sig
-        if len(sig) == 1:
-            return os.path.isfile(path) == sig[0]
-        now = self.current(path)  # a directory: its stat, else the names imports can find in it
-        return now == sig[:3] or (now is not None and self._listing(path) == sig[3])
+    def _holds(self, i: int) -> bool:
+        path, sig = self._versions[i]
+        if sig is not None and len(sig) == 1:
+            return self._isfile(path) == sig[0]
+        if self.current(path) == sig:
+            return True
+        # A searched directory whose stat changed: none of the files looked for there appeared.
+        looked = self._looked.get(i)
+        return looked is not None and not any(self._appeared(path, name) for name in looked)
 
-    def _listing(self, directory: str) -> Optional[str]:
-        if directory not in self._listings:
-            self._listings[directory] = listing(directory)
-        return self._listings[directory]
+    def _appeared(self, directory: str, name: str) -> bool:
+        """Whether a file looked for in directory is there now. One looked for in a subdirectory
+        that was missing: whether the subdirectory is, as what happens in it would not change
+        this directory's stat."""
+        head, inside, _ = name.partition(os.sep)
+        return os.path.lexists(os.path.join(directory, head)) if inside else \
+            self._isfile(os.path.join(directory, name))
+
+    def _isfile(self, path: str) -> bool:
+        if path not in self._found:
+            self._found[path] = os.path.isfile(path)
+        return self._found[path]
 
     def record(self, path: str, config: str, basis: Basis) -> None:
         """path's verdict rests on basis: remember it, unless a signature is too recent to trust."""
@@ -254,17 +262,19 @@ class StatIndex:
         versions = [(p, self.current(p)) for p in files]  # the file's own was taken before it was read
         if versions[0][1] is None or any(recent(sig) for _, sig in versions):
             return
-        searched: Dict[str, List[Tuple[str, bool]]] = {}
-        for probe, was in basis.probes:  # a directory that is missing is created in its parent
-            searched.setdefault(self._existing(os.path.dirname(probe)), []).append((probe, was))
-        for directory, probes in searched.items():
+        ids = [self._intern(v) for v in versions]
+        missing: Dict[str, List[str]] = {}  # the files found are among basis.files
+        for probe in (p for p, was in basis.probes if not was):  # a missing directory is created in its parent
+            missing.setdefault(self._existing(os.path.dirname(probe)), []).append(probe)
+        for directory, probes in missing.items():
             sig = self.current(directory)
-            if recent(sig):
-                versions.extend((p, (was,)) for p, was in probes)
-            else:
-                versions.append((directory, sig if sig is None else sig + (self._listing(directory),)))
-        ids = dict.fromkeys(self._intern(v) for v in versions)
-        self._entries[(self.cwd, path)] = (config, list(ids), basis.key)
+            if sig is None or recent(sig):
+                ids.extend(self._intern((p, (False,))) for p in probes)
+                continue
+            ids.append(self._intern((directory, sig)))
+            cut = len(directory.rstrip(os.sep)) + 1
+            self._looked.setdefault(ids[-1], set()).update(p[cut:] for p in probes)
+        self._entries[(self.cwd, path)] = (config, list(dict.fromkeys(ids)), basis.key)
 
     def _existing(self, directory: str) -> str:
         """The directory, or its nearest ancestor that exists."""
@@ -280,26 +290,36 @@ class StatIndex:
         return self._ids[version]
 
     def save(self) -> None:
-        """Write the index if this run changed it, keeping only the versions entries use."""
+        """Write the index if this run changed it, without the entries of files that are gone,
+        keeping only the versions entries use."""
         if not self._changed:
             return
         kept: Dict[Tuple[str, Signature], int] = {}
+        looked: Dict[int, Set[str]] = {}
         groups: Dict[Tuple[str, str], list] = {}
         for (cwd, path), (config, ids, key) in self._entries.items():
-            ids = [kept.setdefault(self._versions[i], len(kept)) for i in ids]
-            groups.setdefault((cwd, config), []).append([path, ids, key])
-        versions = [[p, *sig] if sig is not None else [p] for p, sig in kept]
+            if self.current(os.path.normpath(os.path.join(cwd, path))) is None:
+                continue
+            new = [kept.setdefault(self._versions[i], len(kept)) for i in ids]
+            for i, j in zip(ids, new):
+                if i in self._looked:
+                    looked.setdefault(j, set()).update(self._looked[i])
+            groups.setdefault((cwd, config), []).append([path, new, key])
+        versions = [[p] if sig is None else [p, *sig, *([sorted(looked[j])] if j in looked else [])]
+                    for j, (p, sig) in enumerate(kept)]
         _write(self.path, {"format": INDEX_FORMAT, "tool": self.tool, "versions": versions,
                            "groups": [[cwd, config, entries] for (cwd, config), entries in groups.items()]})
 
 
-def _version(value: Any) -> Tuple[str, Signature]:
-    """[path], [path, was], [path, mtime, size, inode] or [path, mtime, size, inode, listing]."""
+def _version(value: Any) -> Tuple[Tuple[str, Signature], Optional[Set[str]]]:
+    """[path], [path, false], [path, mtime, size, inode], or a searched directory's
+    [path, mtime, size, inode, [name looked for, ...]]: (version, names or None)."""
     _expect(type(value) is list and len(value) in (1, 2, 4, 5) and type(value[0]) is str, "bad version")
     if len(value) == 2:
-        return value[0], (_bool(value[1]),)
-    _expect(set(map(type, value[1:4])) <= {int} and (len(value) < 5 or type(value[4]) is str), "bad signature")
-    return value[0], (tuple(value[1:]) or None)
+        return (value[0], (_bool(value[1]),)), None
+    _expect(set(map(type, value[1:4])) <= {int}, "bad signature")
+    looked = {_str(name) for name in _list(value[4])} if len(value) == 5 else None
+    return (value[0], tuple(value[1:4]) or None), looked
 
 
 def _plain(d: Diagnostic) -> dict:

@@ -114,7 +114,7 @@ def check(paths, fix, unsafe_fixes, diff, add_noqa, show_fixes, select, extend_s
     if add_noqa and (fix or diff or "-" in paths):
         raise click.UsageError("--add-noqa writes files: it cannot be combined with --fix, --diff or '-' (stdin)")
     mode = runner.Mode(fix=fix and not diff, unsafe=unsafe_fixes, diff=diff, add_noqa=add_noqa,
-                       cache_dir=None if (no_cache or fix or diff or add_noqa) else _cache(cache_dir, config))
+                       cache_dir=None if (no_cache or add_noqa) else _cache(cache_dir, config))
     paths = paths or (".",)
     stdin = None
     results: List[runner.FileResult] = []

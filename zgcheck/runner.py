@@ -2,8 +2,10 @@
 
 A run with the cache first asks the stat index (cache.StatIndex), in this process:
 a file that is unchanged, and whose verdict's dependencies are unchanged, is
-answered without being read, and the pool is started only for the others. This
-module imports no parser: the checker is imported where a file is checked.
+answered without being read, and the pool is started only for the others. So is
+a --fix or --diff run: a file whose findings hold nothing to fix is reported as a
+check reports it. This module imports no parser: the checker is imported where a
+file is checked.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tupl
 
 from . import __version__, cache, notebook
 from .config import Config
-from .codes import FIX_ERROR, INTERNAL_ERROR, PARSE_ERROR, READ_ERROR
+from .codes import FIX_ERROR, INTERNAL_ERROR, PARSE_ERROR, READ_ERROR, is_tool
 from .reading import decode, read_bytes, tool_diagnostic
 from .types import Diagnostic
 
@@ -58,7 +60,7 @@ class FileResult:
 
 def open_index(mode: Mode) -> Optional[cache.StatIndex]:
     """The stat index of the mode's cache directory (None without a cache)."""
-    if mode.cache_dir is None or mode.fix or mode.diff or mode.add_noqa:
+    if mode.cache_dir is None:
         return None
     return cache.StatIndex.load(Path(mode.cache_dir), _tool_fingerprint())
 
@@ -104,7 +106,27 @@ def _indexed(path: str, index: cache.StatIndex, fingerprint: str, mode: Mode) ->
     if basis.key is None:
         return FileResult(path, basis=basis)
     found = cache.load(_entry(mode.cache_dir, basis.key), basis.key)
-    return None if found is None else FileResult(path, found[2], basis=basis)
+    if found is None or _may_fix(path, found[2], mode):
+        return None
+    return FileResult(path, found[2], basis=basis)
+
+
+def _may_fix(path: str, diagnostics: List[Diagnostic], mode: Mode) -> bool:
+    """Whether --fix or --diff could report this verdict otherwise than a check: a fix the
+    mode applies, a notebook's finding of a rule (a fix no cell can show is applied all the
+    same; a cell that does not parse has none), or, with --fix, a helper's finding (the
+    helper may be rewritten in this run)."""
+    if not (mode.fix or mode.diff) or not diagnostics:
+        return False
+    if path.endswith(".ipynb") and not all(is_tool(d.code) for d in diagnostics):
+        return True
+    if mode.fix and any(d.path != path for d in diagnostics):
+        return True
+    if all(d.fix is None for d in diagnostics):
+        return False
+    from .fixes import applicable  # the parser's stack: only for a file with a fix
+
+    return any(applicable(d, mode.unsafe) for d in diagnostics)
 
 
 def _run(paths: List[str], config: Config, mode: Mode, jobs: int, tick) -> Dict[str, FileResult]:
@@ -203,26 +225,33 @@ def _process(path: str, config: Config, mode: Mode) -> FileResult:
     gated = dict(files.probes)
     if mode.add_noqa:
         return add_noqa_source(path, data, config) if keep else FileResult(path)
-    if mode.fix or mode.diff:
-        return fix_source(path, data, config, mode) if keep else FileResult(path)
     if not keep:
         return FileResult(path, basis=cache.Basis.of([], gated, read_at=read_at))
+    if (mode.fix or mode.diff) and mode.cache_dir is None:
+        return fix_source(path, data, config, mode)
+    # With a cache, --fix and --diff check first too: the verdict is what the stat index
+    # records, and most files have nothing to fix.
     diagnostics, key, dependencies, probes = _cached_check(path, data, config, mode.cache_dir)
     basis = None if key is None else cache.Basis.of(dependencies, {**gated, **probes},
                                                      key if diagnostics else None, read_at)
-    return FileResult(path, diagnostics, basis=basis)
+    if not _may_fix(path, diagnostics, mode):
+        return FileResult(path, diagnostics, basis=basis)
+    result = fix_source(path, data, config, mode)
+    if not (mode.fix and result.fixed_bytes is not None and not result.errors):
+        result.basis = basis  # not rewritten: the verdict still holds (a rewritten file's stat is too new to trust)
+    return result
 
 
 def fix_source(path: str, data: bytes, config: Config, mode: Mode, write: bool = True) -> FileResult:
     from . import fixes
-    from .checker import check_decoded
+    from .checker import check_decoded, check_source
     from .writer import unified_patch, write_atomically
 
     if path.endswith(".ipynb"):
         return fix_notebook(path, data, config, mode, write)
     decoded = decode(data, path)
-    if isinstance(decoded, Diagnostic):
-        return FileResult(path, [decoded] if config.is_selected(decoded.code, path) else [])
+    if isinstance(decoded, Diagnostic):  # nothing to fix: what a check reports (`skip-file` too)
+        return FileResult(path, check_source(data, path, config, gate=False))
     text, encoding = decoded
     outcome = fixes.fix_text(text, lambda t: check_decoded(t, path, config), unsafe=mode.unsafe)
     result = FileResult(path, outcome.remaining, len(outcome.fixed), conflicts=len(outcome.conflicts),
