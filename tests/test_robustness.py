@@ -3,6 +3,7 @@ and no byte is changed that a fix did not change."""
 
 from __future__ import annotations
 
+import ast
 import json
 import multiprocessing
 import os
@@ -15,7 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from zgcheck import runner
+from zgcheck.checker import check_source
 from zgcheck.cli import main
+from zgcheck.types import Span
 
 from cli_support import BUGGY, CLEAN, cli_runner, codes
 
@@ -249,3 +252,29 @@ def test_what_cpython_refuses_is_zg901_and_never_fixed(tmp_path, source, positio
         return
     fixed = zgcheck("--no-cache", "--fix", str(path))
     assert fixed.returncode == 1 and path.read_bytes() == data
+
+
+def test_spans_are_where_cpython_puts_the_calls():
+    # CRLF line ends, a form feed in a statement's indentation, text wider in UTF-8 than in
+    # characters before a call, a call over three lines: every span, the diagnostic's and its
+    # related ones, is the one CPython's ast gives the call it names.
+    source = ("import torch\r\n"
+              "model = torch.nn.Linear(2, 1)\r\n"
+              "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\r\n"
+              "for x in torch.randn(3, 4, 2):\r\n"
+              "    loss = model(x).sum()\r\n"
+              "    é = 'ü'; loss.backward()\r\n"
+              "\f    optimizer.step(\r\n"
+              "        closure=None,\r\n"
+              "    )\r\n")
+    lines = source.split("\r\n")  # not splitlines(): that splits at the form feed too
+
+    def column(line: int, offset: int) -> int:  # ast's UTF-8 offset -> 1-based character column
+        return len(lines[line - 1].encode()[:offset].decode()) + 1
+
+    calls = {ast.unparse(node.func): Span(node.lineno, column(node.lineno, node.col_offset), node.end_lineno,
+                                          column(node.end_lineno, node.end_col_offset))
+             for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)}
+    found = check_source(source.encode(), "t.py")
+    assert [(d.code, d.span) for d in found] == [("ZG001", calls["optimizer.step"])]
+    assert {r.span for r in found[0].related} <= set(calls.values()) and found[0].related

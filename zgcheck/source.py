@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-from contextlib import contextmanager
 import sys
 import threading
 from dataclasses import dataclass
@@ -30,18 +29,31 @@ DEEP_THREAD = "zgcheck-deep"
 
 
 Position = Tuple[int, int, int, int]  # (line, column, end line, end column); lines from 1, columns from 0
+# Kept for every node, so stored as one int, 32 bits a number: about 40 bytes where a tuple
+# and its ints take about 130 (this pays for the id(node) key).
+_BITS = 32
+_POINT = (1 << 2 * _BITS) - 1  # (line, column) as line << _BITS | column
+_NUMBER = (1 << _BITS) - 1
+
+
+def _pack(line: int, column: int, end_line: int, end_column: int) -> int:
+    return (((line << _BITS | column) << _BITS | end_line) << _BITS) | end_column
+
+
+def _unpack(packed: int) -> Position:
+    return (packed >> 3 * _BITS, packed >> 2 * _BITS & _NUMBER, packed >> _BITS & _NUMBER, packed & _NUMBER)
 
 
 @dataclass
 class ParsedSource:
     path: str
     module: cst.Module
-    positions: Dict[cst.CSTNode, Position]  # node -> (line, column, end line, end column), columns from 0
+    positions: Dict[int, int]  # id(node) -> its Position, packed (_pack)
     code: str = ""  # what libcst parsed (module.code, without generating it again)
     tree: Optional[ast.Module] = None  # CPython's ast of the text, for whoever reads it first
 
     def span(self, node: cst.CSTNode) -> Span:
-        line, column, end_line, end_column = self.positions[node]
+        line, column, end_line, end_column = _unpack(self.positions[id(node)])
         return Span(line, column + 1, end_line, end_column + 1)
 
     def text(self, node: cst.CSTNode) -> str:
@@ -131,7 +143,7 @@ def parse(text: str, path: str, prune: Optional[Prune] = None) -> Union[ParsedSo
         return tool_diagnostic(PARSE_ERROR, path, "cannot analyse: expressions nested too deeply")
 
 
-def _shifted(positions: Dict[cst.CSTNode, Position], shifts: Dict[int, Tuple[int, int]]):
+def _shifted(positions: Dict[int, int], shifts: Dict[int, Tuple[int, int]]):
     """Positions over the copy -> positions over the text, on lines that dropped columns."""
     if not shifts:
         return positions
@@ -142,14 +154,18 @@ def _shifted(positions: Dict[cst.CSTNode, Position], shifts: Dict[int, Tuple[int
         dropped, length = shifts[line]
         return min(column + dropped, length)
 
-    return {node: (line, move(line, column), end_line, move(end_line, end_column))
-            for node, (line, column, end_line, end_column) in positions.items()}
+    out = {}
+    for key, packed in positions.items():
+        line, column, end_line, end_column = _unpack(packed)
+        out[key] = _pack(line, move(line, column), end_line, move(end_line, end_column))
+    return out
 
 
-def positions_of(module: cst.Module) -> Dict[cst.CSTNode, Position]:
-    """libcst's syntactic positions, from one lean codegen pass (2-3x faster than the
-    metadata machinery); falls back to PositionProvider if libcst's internals change."""
-    out: Dict[cst.CSTNode, Position] = {}
+def positions_of(module: cst.Module) -> Dict[int, int]:
+    """libcst's syntactic positions by id(node), from one lean codegen pass (2-3x faster than
+    the metadata machinery); falls back to PositionProvider if libcst's internals change.
+    Keyed by id: a CSTNode's __hash__ is a Python call, and the pass does one per node."""
+    out: Dict[int, int] = {}
     try:
         module._codegen(_PositionState(module, out))
         return out
@@ -157,26 +173,23 @@ def positions_of(module: cst.Module) -> Dict[cst.CSTNode, Position]:
         raise  # too deep for any codegen pass; the caller reports it
     except Exception:  # pragma: no cover - depends on the libcst version
         found = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-        return {node: (r.start.line, r.start.column, r.end.line, r.end.column) for node, r in found.items()}
+        return {id(node): _pack(r.start.line, r.start.column, r.end.line, r.end.column) for node, r in found.items()}
 
 
 class _PositionState(CodegenState):
-    """The codegen state libcst's PositionProvider uses, minus per-token regexes."""
+    """The codegen state libcst's PositionProvider uses, minus per-token regexes and
+    generator-based context managers (a node's position is recorded in a few dict writes)."""
 
-    def __init__(self, module: cst.Module, out: Dict[cst.CSTNode, Position]):
+    def __init__(self, module: cst.Module, out: Dict[int, int]):
         super().__init__(default_indent=module.default_indent, default_newline=module.default_newline)
         self.line, self.column, self.out, self.stack = 1, 0, out, []
 
     def add_indent_tokens(self) -> None:
-        self.tokens.extend(self.indent_tokens)
         for token in self.indent_tokens:
-            self._advance(token)
+            self.add_token(token)
 
     def add_token(self, value: str) -> None:
         self.tokens.append(value)
-        self._advance(value)
-
-    def _advance(self, value: str) -> None:
         if "\n" not in value and "\r" not in value:
             self.column += len(value)
             return
@@ -185,23 +198,35 @@ class _PositionState(CodegenState):
         self.column = len(segments[-1])
 
     def before_codegen(self, node: cst.CSTNode) -> None:
-        self.stack.append((self.line, self.column))
+        self.stack.append(self.line << _BITS | self.column)
 
     def after_codegen(self, node: cst.CSTNode) -> None:
-        start = self.stack.pop()
-        if node not in self.out:
-            self.out[node] = (*start, self.line, self.column)
+        # A node that recorded its syntactic position keeps it.
+        start, key = self.stack.pop(), id(node)
+        if key not in self.out:
+            self.out[key] = ((start << _BITS | self.line) << _BITS) | self.column
 
-    @contextmanager
     def record_syntactic_position(self, node, *, start_node=None, end_node=None):
-        start = (self.line, self.column)
-        try:
-            yield
-        finally:
-            end = (self.line, self.column)
-            start = self.out[start_node][:2] if start_node is not None else start
-            end = self.out[end_node][2:] if end_node is not None else end
-            self.out[node] = (*start, *end)
+        return _Syntactic(self, node, start_node, end_node)
+
+
+class _Syntactic:
+    """`with state.record_syntactic_position(node)`: the node's position without its
+    surrounding whitespace, or from start_node's start to end_node's end."""
+
+    __slots__ = ("state", "node", "start_node", "end_node", "start")
+
+    def __init__(self, state: _PositionState, node, start_node, end_node):
+        self.state, self.node, self.start_node, self.end_node = state, node, start_node, end_node
+
+    def __enter__(self) -> None:
+        self.start = self.state.line << _BITS | self.state.column
+
+    def __exit__(self, *exc) -> None:
+        state, out = self.state, self.state.out
+        start = out[id(self.start_node)] >> 2 * _BITS if self.start_node is not None else self.start
+        end = out[id(self.end_node)] & _POINT if self.end_node is not None else state.line << _BITS | state.column
+        out[id(self.node)] = start << 2 * _BITS | end
 
 
 def _python_syntax_error(text: str, path: str):
