@@ -33,12 +33,12 @@ from .analysis import Module, RootFindings, Workspace, analyse_roots
 from .analysis.prune import IDENTIFIER
 from .analysis.units import Key, Unit
 from .config import Config
+from .screen import NEWLINE
 from .source import ParsedSource
 from .types import Applicability, Diagnostic, Edit, Finding
 
 # A statement a local fix may add or move: one zero_grad call, maybe after `;`, maybe commented.
 _ZERO_STATEMENT = re.compile(r"\s*;?\s*[A-Za-z_][\w.]*\.zero_grad\([^()]*\)\s*;?\s*(?:#[^\r\n]*)?")
-_NEWLINE = re.compile(r"\r\n|\r|\n")
 
 Recheck = Callable[[str], List[Diagnostic]]
 
@@ -202,7 +202,7 @@ def _position(pos: Tuple[int, int], edits: Sequence[Edit]) -> Optional[Tuple[int
             return None
         if (line, col) < end:
             continue
-        parts = _NEWLINE.split(edit.content)
+        parts = NEWLINE.split(edit.content)
         added = len(parts) - 1
         if line == edit.end_line:
             col = (edit.start_col if added == 0 else 1) + len(parts[-1]) + col - edit.end_col
